@@ -1,0 +1,262 @@
+"""Building blocks shared by the networks (HAT, DRCT, DLGSANet, ...).
+
+Feature maps inside transformer bodies are channels-last ``(B, H, W, C)``; convolutions take
+``(B, C, H, W)``. Attribute names follow the official checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from ..attention import WindowAttention, pad_to_multiple, shifted_window_mask, window_merge, window_partition
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drop the whole residual branch per sample while training."""
+
+    def __init__(self, drop_prob: float = 0.0) -> None:
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.drop_prob == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.drop_prob
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"drop_prob={self.drop_prob}"
+
+
+def drop_path_rates(depths: list[int] | tuple[int, ...], rate: float) -> list[list[float]]:
+    """Linearly increasing stochastic-depth rates, split per stage (the Swin rule)."""
+    rates = torch.linspace(0, rate, sum(depths)).tolist()
+    starts = [sum(depths[:i]) for i in range(len(depths))]
+    return [rates[start:start + depth] for start, depth in zip(starts, depths)]
+
+
+class Mlp(nn.Module):
+    """``fc1 -> act -> drop -> fc2 -> drop``."""
+
+    def __init__(self, in_features: int, hidden_features: int | None = None, out_features: int | None = None,
+                 act_layer: type[nn.Module] = nn.GELU, drop: float = 0.0) -> None:
+        super().__init__()
+        hidden_features = hidden_features or in_features
+        self.fc1 = nn.Linear(in_features, hidden_features)
+        self.act = act_layer()
+        self.fc2 = nn.Linear(hidden_features, out_features or in_features)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+class ChannelAttention(nn.Module):
+    """RCAN channel attention: ``x * sigmoid(conv(relu(conv(avgpool(x)))))``."""
+
+    def __init__(self, num_feat: int, squeeze_factor: int = 16) -> None:
+        super().__init__()
+        self.attention = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(num_feat, num_feat // squeeze_factor, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(num_feat // squeeze_factor, num_feat, 1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.attention(x)
+
+
+class CAB(nn.Module):
+    """Channel-attention block: ``conv3x3 -> GELU -> conv3x3 -> channel attention`` (HAT)."""
+
+    def __init__(self, num_feat: int, compress_ratio: int = 3, squeeze_factor: int = 30) -> None:
+        super().__init__()
+        self.cab = nn.Sequential(
+            nn.Conv2d(num_feat, num_feat // compress_ratio, 3, 1, 1),
+            nn.GELU(),
+            nn.Conv2d(num_feat // compress_ratio, num_feat, 3, 1, 1),
+            ChannelAttention(num_feat, squeeze_factor),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.cab(x)
+
+
+class PatchEmbed(nn.Module):
+    """``(B, C, H, W)`` -> channels-last ``(B, H, W, C)``, optionally layer-normed (patch size 1)."""
+
+    def __init__(self, embed_dim: int, norm_layer: type[nn.Module] | None = nn.LayerNorm) -> None:
+        super().__init__()
+        self.norm = norm_layer(embed_dim) if norm_layer is not None else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.permute(0, 2, 3, 1)
+        return self.norm(x) if self.norm is not None else x
+
+
+class Upsample(nn.Sequential):
+    """Conv + PixelShuffle stages for scales 2^n and 3 (keys ``0, 2, ...``)."""
+
+    def __init__(self, scale: int, num_feat: int) -> None:
+        layers: list[nn.Module] = []
+        if scale & (scale - 1) == 0:
+            for _ in range(int(math.log2(scale))):
+                layers += [nn.Conv2d(num_feat, 4 * num_feat, 3, 1, 1), nn.PixelShuffle(2)]
+        elif scale == 3:
+            layers += [nn.Conv2d(num_feat, 9 * num_feat, 3, 1, 1), nn.PixelShuffle(3)]
+        else:
+            raise ValueError(f"upscale {scale} is not supported; supported scales are powers of 2 and 3")
+        super().__init__(*layers)
+
+
+class SwinBlock(nn.Module):
+    """Swin transformer block on a channels-last map.
+
+    ``x + attn(norm1(x)) [+ conv_block(norm1(x)) * conv_scale]``, then ``x + mlp(norm2(x))``; the
+    attention runs in (cyclically shifted) windows. ``conv_block`` is HAT's parallel convolution
+    branch (HAB); without it this is the SwinIR/DRCT block.
+    """
+
+    def __init__(self, dim: int, num_heads: int, window_size: int, shift_size: int = 0, mlp_ratio: float = 4.0,
+                 qkv_bias: bool = True, qk_scale: float | None = None, drop: float = 0.0, attn_drop: float = 0.0,
+                 drop_path: float = 0.0, act_layer: type[nn.Module] = nn.GELU,
+                 norm_layer: type[nn.Module] = nn.LayerNorm, conv_block: nn.Module | None = None,
+                 conv_scale: float = 1.0, store_index: bool = False) -> None:
+        super().__init__()
+        if not 0 <= shift_size < window_size:
+            raise ValueError(f"shift_size {shift_size} must be in [0, window_size={window_size})")
+        self.dim = dim
+        self.window_size = window_size
+        self.shift_size = shift_size
+        self.norm1 = norm_layer(dim)
+        self.attn = WindowAttention(dim, window_size, num_heads, qkv_bias=qkv_bias, qk_scale=qk_scale,
+                                    attn_drop=attn_drop, proj_drop=drop, store_index=store_index)
+        self.conv_block = conv_block
+        self.conv_scale = conv_scale
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.norm2 = norm_layer(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=act_layer, drop=drop)
+
+    def window_attention(self, x: Tensor, mask: Tensor | None = None, index: Tensor | None = None) -> Tensor:
+        """(Shifted) window self-attention of a ``(B, H, W, C)`` map; H, W multiples of the window."""
+        _, height, width, _ = x.shape
+        shift, window = self.shift_size, self.window_size
+        if shift:
+            x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
+            if mask is None:
+                mask = shifted_window_mask(height, width, window, shift, x.device, x.dtype)
+        windows = self.attn(window_partition(x, window), mask if shift else None, index)
+        x = window_merge(windows, window, height, width)
+        return torch.roll(x, shifts=(shift, shift), dims=(1, 2)) if shift else x
+
+    def forward(self, x: Tensor, mask: Tensor | None = None, index: Tensor | None = None) -> Tensor:
+        y = self.norm1(x)
+        out = x + self.drop_path(self.window_attention(y, mask, index))
+        if self.conv_block is not None:
+            out = out + self.conv_block(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1) * self.conv_scale
+        return out + self.drop_path(self.mlp(self.norm2(out)))
+
+
+def init_transformer_weights(module: nn.Module) -> None:
+    """Swin initialisation (use with ``model.apply``): truncated-normal linear weights, unit LayerNorms."""
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+def run_blocks(blocks: nn.ModuleList, x: Tensor, use_checkpoint: bool, *args) -> Tensor:
+    """Apply ``blocks`` in turn; with ``use_checkpoint`` recompute activations in the backward."""
+    for block in blocks:
+        if use_checkpoint and torch.is_grad_enabled():
+            x = checkpoint(block, x, *args, use_reentrant=False)
+        else:
+            x = block(x, *args)
+    return x
+
+
+RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K mean of the SwinIR family
+
+
+class SwinSRFrame(nn.Module):
+    """The SwinIR-style frame shared by HAT and DRCT.
+
+    ``conv_first`` (shallow features) -> ``patch_embed`` -> residual groups ``layers`` on a
+    channels-last map -> ``norm`` -> ``conv_after_body`` + long skip -> pixel-shuffle
+    reconstruction. The input is shifted by the dataset mean and scaled by ``img_range``; any size
+    is accepted: it is reflect-padded to a multiple of ``size_multiple`` and the output cropped.
+
+    A subclass calls :meth:`_build_head`, builds ``self.layers``, calls :meth:`_build_tail` (this
+    keeps the official state-dict order) and implements :meth:`forward_body`.
+    """
+
+    size_multiple: int = 1
+
+    def _build_head(self, in_chans: int, embed_dim: int, img_range: float, patch_norm: bool,
+                    norm_layer: type[nn.Module]) -> None:
+        self.in_chans = in_chans
+        self.embed_dim = embed_dim
+        self.img_range = img_range
+        mean = torch.tensor(RGB_MEAN).view(1, 3, 1, 1) if in_chans == 3 else torch.zeros(1, 1, 1, 1)
+        self.register_buffer("mean", mean, persistent=False)
+        self.conv_first = nn.Conv2d(in_chans, embed_dim, 3, 1, 1)
+        self.patch_embed = PatchEmbed(embed_dim, norm_layer if patch_norm else None)
+
+    def _build_tail(self, embed_dim: int, upscale: int, upsampler: str, resi_connection: str,
+                    norm_layer: type[nn.Module], arch: str, num_feat: int = 64) -> None:
+        if upsampler != "pixelshuffle":
+            raise ValueError(f"{arch}: upsampler {upsampler!r} is not supported; the official {arch} "
+                             "implements only 'pixelshuffle'")
+        self.upscale = upscale
+        self.upsampler = upsampler
+        self.norm = norm_layer(embed_dim)
+        self.conv_after_body = residual_conv(embed_dim, resi_connection, arch)
+        self.conv_before_upsample = nn.Sequential(nn.Conv2d(embed_dim, num_feat, 3, 1, 1), nn.LeakyReLU(inplace=True))
+        self.upsample = Upsample(upscale, num_feat)
+        self.conv_last = nn.Conv2d(num_feat, self.in_chans, 3, 1, 1)
+
+    def forward_body(self, x: Tensor) -> Tensor:
+        """Residual groups on the channels-last map ``(B, H, W, C)``."""
+        raise NotImplementedError
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        x = self.forward_body(self.patch_embed(x))
+        return self.norm(x).permute(0, 3, 1, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4 or x.shape[1] != self.in_chans:
+            raise ValueError(f"{type(self).__name__} expects (B, {self.in_chans}, H, W) input, got {tuple(x.shape)}")
+        height, width = x.shape[-2:]
+        x = pad_to_multiple(x, self.size_multiple)
+        mean = self.mean.to(x.dtype)
+        x = (x - mean) * self.img_range
+        x = self.conv_first(x)
+        x = self.conv_after_body(self.forward_features(x)) + x
+        x = self.conv_last(self.upsample(self.conv_before_upsample(x)))
+        x = x / self.img_range + mean
+        return x[..., : height * self.upscale, : width * self.upscale]
+
+
+def residual_conv(dim: int, resi_connection: str, arch: str) -> nn.Module:
+    """The convolution closing a residual group: ``'1conv'`` (3x3) or ``'identity'``."""
+    if resi_connection == "1conv":
+        return nn.Conv2d(dim, dim, 3, 1, 1)
+    if resi_connection == "identity":
+        return nn.Identity()
+    raise ValueError(f"{arch}: resi_connection {resi_connection!r} is not supported; use '1conv' or 'identity'")
+
+
+__all__ = [
+    "CAB", "ChannelAttention", "DropPath", "Mlp", "PatchEmbed", "RGB_MEAN", "SwinBlock", "SwinSRFrame", "Upsample",
+    "drop_path_rates", "init_transformer_weights", "residual_conv", "run_blocks",
+]

@@ -1,0 +1,149 @@
+"""Window geometry for windowed attention on 2-D feature maps.
+
+Maps are channels-last ``(B, H, W, C)``. Windows are ``(B, num_windows, tokens_per_window, C)`` in
+row-major window order and row-major token order inside a window, as in Swin.
+
+Index tensors and masks depend only on sizes, so they are cached per size, device and dtype. The
+cached tensors are shared: treat them as read-only (``.clone()`` before registering one as a
+buffer).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+Pair = tuple[int, int]
+
+
+def to_pair(size: int | tuple[int, int] | list[int]) -> Pair:
+    if isinstance(size, int):
+        return size, size
+    height, width = size
+    return int(height), int(width)
+
+
+def pad_to_multiple(x: Tensor, multiple: int | Pair, mode: str = "reflect") -> Tensor:
+    """Pad the last two dimensions of ``x`` at the bottom/right up to multiples of ``multiple``.
+
+    ``reflect`` is what the official HAT/DRCT/SwinIR test pipelines use. Where a side is too short
+    to reflect the whole pad in one go, the reflection is repeated (the image is mirrored again).
+    """
+    mh, mw = to_pair(multiple)
+    pad_h, pad_w = -x.shape[-2] % mh, -x.shape[-1] % mw
+    while pad_h or pad_w:
+        height, width = x.shape[-2:]
+        if mode != "reflect" or (pad_h and height < 2) or (pad_w and width < 2):
+            return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate" if mode == "reflect" else mode)
+        step_h, step_w = min(pad_h, height - 1), min(pad_w, width - 1)
+        x = F.pad(x, (0, step_w, 0, step_h), mode="reflect")
+        pad_h, pad_w = pad_h - step_h, pad_w - step_w
+    return x
+
+
+def window_partition(x: Tensor, window: int | Pair) -> Tensor:
+    """``(B, H, W, C)`` -> ``(B, nH*nW, wh*ww, C)``; H and W must be multiples of the window."""
+    wh, ww = to_pair(window)
+    b, h, w, c = x.shape
+    if h % wh or w % ww:
+        raise ValueError(f"feature map {h}x{w} is not a multiple of the window {wh}x{ww}")
+    x = x.view(b, h // wh, wh, w // ww, ww, c).transpose(2, 3)
+    return x.reshape(b, (h // wh) * (w // ww), wh * ww, c)
+
+
+def window_merge(windows: Tensor, window: int | Pair, height: int, width: int) -> Tensor:
+    """Inverse of :func:`window_partition`: ``(B, nW, wh*ww, C)`` -> ``(B, H, W, C)``."""
+    wh, ww = to_pair(window)
+    b, _, _, c = windows.shape
+    x = windows.view(b, height // wh, width // ww, wh, ww, c).transpose(2, 3)
+    return x.reshape(b, height, width, c)
+
+
+def overlapping_windows(x: Tensor, window: int, overlap_window: int) -> Tensor:
+    """Key/value windows of HAT's overlapping cross-attention.
+
+    Each ``window x window`` query window sees the ``overlap_window x overlap_window`` region centred
+    on it; the map is zero-padded by ``(overlap_window - window) // 2`` (zero keys and values take
+    part in the softmax, as in the official ``nn.Unfold``). ``(B, H, W, C)`` ->
+    ``(B, nW, overlap_window**2, C)``.
+    """
+    pad = overlap_window - window
+    if pad < 0 or pad % 2:
+        raise ValueError(f"overlap window {overlap_window} must exceed window {window} by an even number")
+    b, h, w, c = x.shape
+    x = F.pad(x, (0, 0, pad // 2, pad // 2, pad // 2, pad // 2))
+    x = x.unfold(1, overlap_window, window).unfold(2, overlap_window, window)  # b, nH, nW, c, ow, ow
+    return x.permute(0, 1, 2, 4, 5, 3).reshape(b, (h // window) * (w // window), overlap_window**2, c)
+
+
+def _no_inference(fn):
+    """Build cached tensors as normal tensors, so inference-mode callers do not poison the cache."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with torch.inference_mode(False), torch.no_grad():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _grid(height: int, width: int, device) -> Tensor:
+    rows, cols = torch.meshgrid(torch.arange(height, device=device), torch.arange(width, device=device),
+                                indexing="ij")
+    return torch.stack((rows.flatten(), cols.flatten()))  # 2, h*w
+
+
+@functools.lru_cache(maxsize=64)
+@_no_inference
+def relative_position_index(window: Pair, device: torch.device | str = "cpu") -> Tensor:
+    """Swin's ``(N, N)`` index into a ``(2wh-1)(2ww-1)`` relative-position table, N = wh*ww."""
+    wh, ww = to_pair(window)
+    coords = _grid(wh, ww, device)
+    rel = coords[:, :, None] - coords[:, None, :]
+    return (rel[0] + wh - 1) * (2 * ww - 1) + rel[1] + ww - 1
+
+
+@functools.lru_cache(maxsize=64)
+@_no_inference
+def overlap_relative_position_index(window: int, overlap_window: int, device: torch.device | str = "cpu") -> Tensor:
+    """HAT's ``(window**2, overlap_window**2)`` index into a ``(window+overlap_window-1)**2`` table.
+
+    Reproduces the official formula, whose values can be negative: they wrap around the table
+    (tensor indexing), which is what the released checkpoints were trained with.
+    """
+    query = _grid(window, window, device)
+    key = _grid(overlap_window, overlap_window, device)
+    rel = key[:, None, :] - query[:, :, None] + (window - overlap_window + 1)
+    return rel[0] * (window + overlap_window - 1) + rel[1]
+
+
+def relative_position_bias(table: Tensor, index: Tensor) -> Tensor:
+    """Gather a ``(table_size, heads)`` table with an ``(N, M)`` index into a ``(heads, N, M)`` bias."""
+    return table[index.reshape(-1)].view(*index.shape, -1).permute(2, 0, 1)
+
+
+@functools.lru_cache(maxsize=64)
+@_no_inference
+def shifted_window_mask(height: int, width: int, window: int | Pair, shift: int | Pair,
+                        device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                        fill: float = -100.0) -> Tensor:
+    """Additive ``(nW, N, N)`` mask of Swin's shifted windows on a ``height x width`` map.
+
+    After the cyclic shift by ``-shift``, a window can hold pixels from up to four regions that
+    were not adjacent; pairs from different regions get ``fill`` (-100 in HAT/SwinIR/DRCT).
+    """
+    (wh, ww), (sh, sw) = to_pair(window), to_pair(shift)
+
+    def region(length: int, win: int, sft: int) -> Tensor:
+        ids = torch.zeros(length, dtype=torch.int64, device=device)
+        ids[length - win:] = 1
+        ids[length - sft:] = 2
+        return ids
+
+    labels = region(height, wh, sh)[:, None] * 3 + region(width, ww, sw)[None, :]
+    labels = window_partition(labels[None, :, :, None], (wh, ww))[0, :, :, 0]  # nW, N
+    different = labels[:, None, :] != labels[:, :, None]
+    return torch.zeros(different.shape, dtype=dtype, device=device).masked_fill_(different, fill)

@@ -1,0 +1,39 @@
+"""Image-quality metrics by their BasicSR option-file ``type``: ``calculate_metric(data, section)``.
+
+PSNR/SSIM give basicsr.metrics' numbers; LPIPS loads ``lpips`` only when used.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+# option-file type -> "module:function"; a function takes (img, img2, **options) -> float
+METRICS: dict[str, str] = {
+    "calculate_psnr": "psnr_ssim:calculate_psnr",
+    "calculate_ssim": "psnr_ssim:calculate_ssim",
+    "calculate_lpips": "lpips:calculate_lpips",
+}
+
+
+def metric_function(name: str):
+    if name not in METRICS:
+        raise KeyError(f"unknown metric {name!r}; known: {', '.join(sorted(METRICS))}")
+    module, function = METRICS[name].split(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), function)
+
+
+def calculate_metric(data: dict, opt: dict) -> float:
+    """``data`` holds ``img`` (result) and ``img2`` (reference), 8-bit BGR; ``opt`` a metric section."""
+    kwargs = {k: v for k, v in opt.items() if k not in ("type", "better")}
+    return metric_function(opt["type"])(data["img"], data["img2"], **kwargs)
+
+
+def calculate_psnr(*args, **kwargs) -> float:
+    return metric_function("calculate_psnr")(*args, **kwargs)
+
+
+def calculate_ssim(*args, **kwargs) -> float:
+    return metric_function("calculate_ssim")(*args, **kwargs)
+
+
+__all__ = ["METRICS", "calculate_metric", "calculate_psnr", "calculate_ssim", "metric_function"]

@@ -1,0 +1,51 @@
+"""``restoregen train -opt FILE [--auto-resume] [--debug]``; also runs under
+``accelerate launch -m restoregen train -opt FILE`` (several processes, GPUs or machines)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-opt", "--opt", required=True, metavar="FILE", help="BasicSR-style YAML option file")
+    parser.add_argument("--auto-resume", "--auto_resume", dest="auto_resume", action="store_true",
+                        help="continue from the newest complete checkpoint of this experiment, if any")
+    parser.add_argument("--debug", action="store_true",
+                        help="a few iterations, logging each one, then validation and a checkpoint")
+    parser.set_defaults(func=run)
+
+
+def load_training_options(file: str) -> tuple[dict, type]:
+    """Validated options, with paths and networks checked, and the recipe class to train them."""
+    from ..config import check_network, check_paths, load_options, option_error
+    from .networks import network_class
+    from .recipes import recipe_class
+
+    opt = load_options(file, is_train=True)
+    try:
+        recipe = recipe_class(opt["model_type"])
+    except KeyError as error:
+        raise option_error(opt, "model_type", str(error.args[0])) from None
+    for key in ("network_g", "network_d"):
+        if key in opt:
+            check_network(opt, key, resolve=network_class)
+    check_paths(opt)
+    return opt, recipe
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import OptionError
+
+    try:
+        opt, recipe = load_training_options(args.opt)
+        from .engine import Engine
+
+        Engine(opt, auto_resume=args.auto_resume, debug=args.debug).run(recipe)
+    except OptionError as error:
+        print(f"restoregen train: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("restoregen train: interrupted; continue with --auto-resume", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,68 @@
+"""Running an SR network over an evaluation dataset: metrics on 8-bit images (BasicSR's
+protocol) and optional saving of the results. Shared by validation and ``restoregen test``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from ..metrics import calculate_metric
+from .checkpoint import atomic_write
+
+
+def to_image(tensor: Tensor) -> np.ndarray:
+    """RGB (C, H, W) in [0, 1] -> 8-bit BGR (H, W, C) (gray: (H, W)), rounded as basicsr's tensor2img."""
+    array = tensor.detach().float().cpu().clamp_(0, 1).numpy().transpose(1, 2, 0)
+    array = array[..., ::-1] if array.shape[2] == 3 else array[..., 0]
+    return (array * 255.0).round().astype(np.uint8)
+
+
+def write_image(image: np.ndarray, path: Path) -> None:
+    import cv2
+
+    ok, data = cv2.imencode(path.suffix or ".png", image)
+    if not ok:
+        raise OSError(f"cannot encode {path}")
+    atomic_write(path, lambda file: file.write(data.tobytes()))
+
+
+@torch.no_grad()
+def run_padded(net: nn.Module, lq: Tensor, multiple: int = 1) -> Tensor:
+    """``net(lq)`` with ``lq`` reflect-padded to ``multiple`` and the result cropped back."""
+    height, width = lq.shape[-2:]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    if pad_h or pad_w:
+        lq = F.pad(lq, (0, pad_w, 0, pad_h), mode="reflect")
+    out = net(lq)
+    scale = out.shape[-2] // lq.shape[-2]
+    return out[..., : height * scale, : width * scale]
+
+
+def evaluate(net: nn.Module, loader, metrics: dict | None, *, device: torch.device, multiple: int = 1,
+             save_path=None, progress: bool = False, desc: str = "") -> dict[str, float]:
+    """Mean of each metric over ``loader`` (1 image per batch). ``save_path(name) -> Path`` names
+    each result image to write, or None."""
+    metrics = metrics or {}
+    totals = {name: 0.0 for name in metrics}
+    count = 0
+    was_training = net.training
+    net.eval()
+    try:
+        for batch in tqdm(loader, desc=desc, unit="image", disable=not progress, leave=False):
+            result = to_image(run_padded(net, batch["lq"].to(device), multiple)[0])
+            name = Path(batch["lq_path"][0]).stem
+            if "gt" in batch:
+                reference = to_image(batch["gt"][0])
+                for key, opt in metrics.items():
+                    totals[key] += calculate_metric({"img": result, "img2": reference}, opt)
+                count += 1
+            if save_path is not None:
+                write_image(result, save_path(name))
+    finally:
+        net.train(was_training)
+    return {key: value / count for key, value in totals.items()} if count else {}

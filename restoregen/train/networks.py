@@ -1,0 +1,55 @@
+"""Building networks from option sections and loading pretrained weights into them.
+
+``type`` is looked up in restoregen's registry first, then in basicsr's ``ARCH_REGISTRY`` (for
+the networks restoregen does not reimplement, e.g. the ``UNetDiscriminatorSN`` of the Real-*
+GAN recipes).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from torch import nn
+
+from .checkpoint import network_state
+
+log = logging.getLogger("restoregen.train")
+
+
+def network_class(name: str) -> type[nn.Module]:
+    from .. import archs
+
+    if name in archs.list_archs():
+        return archs.get_arch(name)
+    from .._compat import import_basicsr
+
+    registry = import_basicsr("archs").ARCH_REGISTRY
+    if name in registry:
+        return registry.get(name)
+    raise KeyError(f"unknown network {name!r}; restoregen has {', '.join(archs.list_archs())}, "
+                   "and basicsr's registry does not have it either")
+
+
+def build_network(opt: dict, key: str = "network_g") -> nn.Module:
+    """The network of option section ``key``; a bad ``type`` or argument is an option error."""
+    from ..config import option_error
+
+    section = opt[key]
+    try:
+        cls = network_class(section["type"])
+    except KeyError as error:
+        raise option_error(opt, f"{key}.type", str(error.args[0])) from None
+    try:
+        return cls(**{k: v for k, v in section.items() if k != "type"})
+    except (TypeError, ValueError) as error:
+        raise option_error(opt, key, str(error)) from None
+
+
+def load_pretrained(net: nn.Module, path: str, param_key: str | None = "params", strict: bool = True) -> str | None:
+    """Load weights file ``path`` into ``net``; returns the key actually used."""
+    state, used = network_state(path, param_key)
+    result = net.load_state_dict(state, strict=strict)
+    if not strict and (result.missing_keys or result.unexpected_keys):
+        log.warning("loading %s: missing %s, unexpected %s", path, result.missing_keys, result.unexpected_keys)
+    log.info("loaded %s from %s (key %s)", type(net).__name__, path, used)
+    return used

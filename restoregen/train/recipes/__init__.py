@@ -1,0 +1,36 @@
+"""Recipes by the option file's ``model_type``: ``recipe_class(model_type)``.
+
+A recipe says what one iteration does and how to validate; the loop itself is
+:class:`restoregen.train.engine.Engine`. Register new ones in :data:`RECIPES`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+RECIPES: dict[str, str] = {
+    # paired or bicubic data, pixel/perceptual losses
+    "SRModel": "sr:SRRecipe",
+    "HATModel": "sr:SRRecipe",
+    "DRCTModel": "sr:SRRecipe",
+    "SwinIRModel": "sr:SRRecipe",
+    "DLGSANetModel": "sr:SRRecipe",
+    # Real-ESRGAN degradations, no GAN
+    "RealHATMSEModel": "sr:RealSRRecipe",
+    "RealDRCTMSEModel": "sr:RealSRRecipe",
+    "RealESRNetModel": "sr:RealSRRecipe",
+    # Real-ESRGAN degradations and a discriminator
+    "RealHATGANModel": "sr:SRGANRecipe",
+    "RealDRCTGANModel": "sr:SRGANRecipe",
+    "RealESRGANModel": "sr:SRGANRecipe",
+}
+
+
+def recipe_class(model_type: str):
+    if model_type not in RECIPES:
+        raise KeyError(f"unknown model_type {model_type!r}; known: {', '.join(sorted(RECIPES))}")
+    module, cls = RECIPES[model_type].split(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+
+
+__all__ = ["RECIPES", "recipe_class"]

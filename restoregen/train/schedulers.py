@@ -1,0 +1,72 @@
+"""BasicSR's learning-rate schedules in closed form (the rate is a function of the iteration, so
+a resumed run needs no scheduler state) plus BasicSR's linear warm-up.
+
+Iteration ``k`` (1-based) trains with the rate of scheduler step ``k - 1``, as BasicSR steps its
+schedulers before every iteration but the first.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+
+import torch
+
+
+class MultiStepRestartLR:
+    """Multiply by ``gamma`` at each milestone; at a restart, go back to ``initial * weight``."""
+
+    def __init__(self, milestones: list[int], gamma: float = 0.1, restarts: list[int] = (0,),
+                 restart_weights: list[float] = (1,)) -> None:
+        if len(restarts) != len(restart_weights):
+            raise ValueError("restarts and restart_weights differ in length")
+        self.milestones, self.gamma = sorted(milestones), gamma
+        self.restarts, self.restart_weights = list(restarts), list(restart_weights)
+
+    def lr(self, initial: float, step: int) -> float:
+        started = [(r, w) for r, w in zip(self.restarts, self.restart_weights) if r <= step]
+        restart, weight = max(started) if started else (0, 1.0)
+        decays = bisect.bisect_right(self.milestones, step) - bisect.bisect_right(self.milestones, restart)
+        return initial * weight * self.gamma**decays
+
+
+class CosineAnnealingRestartLR:
+    """Cosine from ``initial * weight`` down to ``eta_min`` over each period in turn."""
+
+    def __init__(self, periods: list[int], restart_weights: list[float] = (1,), eta_min: float = 0.0) -> None:
+        if len(periods) != len(restart_weights):
+            raise ValueError("periods and restart_weights differ in length")
+        self.periods, self.restart_weights, self.eta_min = list(periods), list(restart_weights), eta_min
+        self.ends = [sum(periods[: i + 1]) for i in range(len(periods))]
+
+    def lr(self, initial: float, step: int) -> float:
+        index = min(bisect.bisect_left(self.ends, step), len(self.ends) - 1)
+        start = self.ends[index - 1] if index else 0
+        progress = (step - start) / self.periods[index]
+        weight = self.restart_weights[index]
+        return self.eta_min + weight * 0.5 * (initial - self.eta_min) * (1 + math.cos(math.pi * progress))
+
+
+SCHEDULERS = {
+    "MultiStepLR": MultiStepRestartLR,
+    "MultiStepRestartLR": MultiStepRestartLR,
+    "CosineAnnealingRestartLR": CosineAnnealingRestartLR,
+}
+
+
+def build_scheduler(opt: dict | None):
+    """The schedule of a ``train.scheduler`` section (None: a constant rate)."""
+    if not opt:
+        return MultiStepRestartLR([], 1.0)
+    kwargs = dict(opt)
+    return SCHEDULERS[kwargs.pop("type")](**kwargs)
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, schedule, iteration: int, warmup_iter: int = -1) -> None:
+    """Set the rates of every group of ``optimizer`` for (1-based) ``iteration``."""
+    for group in optimizer.param_groups:
+        initial = group.setdefault("initial_lr", group["lr"])
+        lr = schedule.lr(initial, iteration - 1)
+        if iteration < warmup_iter:
+            lr = initial / warmup_iter * iteration
+        group["lr"] = lr

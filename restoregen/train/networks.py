@@ -7,6 +7,8 @@ GAN recipes).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 
 from torch import nn
@@ -24,8 +26,11 @@ def network_class(name: str) -> type[nn.Module]:
     from .._compat import import_basicsr
 
     registry = import_basicsr("archs").ARCH_REGISTRY
-    if name in registry:
-        return registry.get(name)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # get() prints when it falls back to '<name>_basicsr'
+            return registry.get(name)
+    except KeyError:
+        pass
     raise KeyError(f"unknown network {name!r}; restoregen has {', '.join(archs.list_archs())}, "
                    "and basicsr's registry does not have it either")
 

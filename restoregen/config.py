@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -537,7 +538,7 @@ def load_options(file: str | Path, *, is_train: bool = True) -> dict:
 
 def option_error(opt: dict, key: str, problem: str) -> OptionError:
     """An :class:`OptionError` for dotted ``key`` of loaded options ``opt`` (file and line filled in)."""
-    path = tuple(key.split("."))
+    path = tuple(part for part in re.split(r"\.|(?=\[)", key) if part)
     lines = opt.get("_lines", {})
     line = next((lines[path[:n]] for n in range(len(path), 0, -1) if path[:n] in lines), None)
     return OptionError(opt.get("_file"), key, problem, line)
@@ -562,7 +563,7 @@ def check_paths(opt: dict) -> None:
         root = dataset.get("dataroot_gt")
         for i, item in enumerate(dataset.get("image_list") or []):
             if root is not None and not (Path(root) / item).is_file():
-                raise option_error(opt, f"datasets.{name}.image_list.[{i}]",
+                raise option_error(opt, f"datasets.{name}.image_list[{i}]",
                                    f"file {str(Path(root) / item)!r} does not exist")
     for key, value in opt.get("path", {}).items():
         if key.startswith("pretrain_network_") and value is not None and not Path(value).is_file():

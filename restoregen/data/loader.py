@@ -143,15 +143,19 @@ class TrainLoader:
                 self._iterator = self._start()
             try:
                 batch = next(self._iterator)
-            except RuntimeError as error:
-                if self.num_workers == 0 or not any(text in str(error) for text in WORKER_FAILURES):
+            except (RuntimeError, EOFError, ConnectionError) as error:
+                # a dead worker shows up as a RuntimeError, or as a broken pipe if caught mid-transfer
+                worker_failure = isinstance(error, (EOFError, ConnectionError)) or any(
+                    text in str(error) for text in WORKER_FAILURES)
+                if self.num_workers == 0 or not worker_failure:
                     raise
                 self.close()
                 self.restarts += 1
                 if self.restarts > self.max_restarts:
                     raise RuntimeError(f"data loading failed {self.restarts} times in a row; last error: {error}") from None
+                reason = (str(error).splitlines() or [type(error).__name__])[0]
                 log.warning("data loader workers failed (%s); restarting them at batch %d (%d/%d)",
-                            str(error).splitlines()[0], self.batches, self.restarts, self.max_restarts)
+                            reason, self.batches, self.restarts, self.max_restarts)
                 continue
             self.restarts = 0
             self.batches += 1

@@ -43,10 +43,31 @@ def run_padded(net: nn.Module, lq: Tensor, multiple: int = 1) -> Tensor:
     return out[..., : height * scale, : width * scale]
 
 
+@torch.no_grad()
+def run_tiled(net: nn.Module, lq: Tensor, tile_size: int, tile_pad: int, multiple: int = 1) -> Tensor:
+    """The official test pipelines' tile mode (option ``tile``): the input is cut into
+    ``tile_size`` tiles, each run with ``tile_pad`` pixels of context and pasted without blending."""
+    height, width = lq.shape[-2:]
+    scale = None
+    out = None
+    for top in range(0, height, tile_size):
+        for left in range(0, width, tile_size):
+            bottom, right = min(top + tile_size, height), min(left + tile_size, width)
+            y0, x0 = max(top - tile_pad, 0), max(left - tile_pad, 0)
+            y1, x1 = min(bottom + tile_pad, height), min(right + tile_pad, width)
+            tile = run_padded(net, lq[..., y0:y1, x0:x1], multiple)
+            if out is None:
+                scale = tile.shape[-2] // (y1 - y0)
+                out = lq.new_zeros((*lq.shape[:-3], tile.shape[-3], height * scale, width * scale))
+            out[..., top * scale:bottom * scale, left * scale:right * scale] = tile[
+                ..., (top - y0) * scale:(bottom - y0) * scale, (left - x0) * scale:(right - x0) * scale]
+    return out
+
+
 def evaluate(net: nn.Module, loader, metrics: dict | None, *, device: torch.device, multiple: int = 1,
-             save_path=None, progress: bool = False, desc: str = "") -> dict[str, float]:
+             save_path=None, progress: bool = False, desc: str = "", tile: dict | None = None) -> dict[str, float]:
     """Mean of each metric over ``loader`` (1 image per batch). ``save_path(name) -> Path`` names
-    each result image to write, or None."""
+    each result image to write, or None; ``tile`` ({tile_size, tile_pad}) runs in tiles."""
     metrics = metrics or {}
     totals = {name: 0.0 for name in metrics}
     count = 0
@@ -54,7 +75,11 @@ def evaluate(net: nn.Module, loader, metrics: dict | None, *, device: torch.devi
     net.eval()
     try:
         for batch in tqdm(loader, desc=desc, unit="image", disable=not progress, leave=False):
-            result = to_image(run_padded(net, batch["lq"].to(device), multiple)[0])
+            lq = batch["lq"].to(device)
+            if tile:
+                result = to_image(run_tiled(net, lq, tile["tile_size"], tile.get("tile_pad", 0), multiple)[0])
+            else:
+                result = to_image(run_padded(net, lq, multiple)[0])
             name = Path(batch["lq_path"][0]).stem
             if "gt" in batch:
                 reference = to_image(batch["gt"][0])

@@ -14,7 +14,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _test(opt: dict) -> None:
-    import logging
     import time
     from pathlib import Path
 
@@ -42,8 +41,6 @@ def _test(opt: dict) -> None:
     except (KeyError, RuntimeError) as error:
         raise option_error(opt, "path.pretrain_network_g", f"cannot load {weights}: {error}") from None
     net = net.to(device).eval()
-    if opt.get("tile"):
-        logging.getLogger("restoregen.train").info("option 'tile' is ignored: images are processed whole")
     val = opt.get("val") or {}
     suffix = val.get("suffix") or opt["name"]
     multiple = int(opt["network_g"].get("window_size", 1))
@@ -61,7 +58,8 @@ def _test(opt: dict) -> None:
             return folder / f"{image_name}_{suffix}.png"
 
         results = evaluate(net, eval_loader(dataset), val.get("metrics"), device=device, multiple=multiple,
-                           save_path=save if val.get("save_img", False) else None, progress=True, desc=name)
+                           save_path=save if val.get("save_img", False) else None, progress=True, desc=name,
+                           tile=opt.get("tile"))
         values = ", ".join(f"{metric}: {value:.4f}" for metric, value in results.items()) or "no ground truth"
         log.info("%s (%d images): %s", name, len(dataset), values)
 

@@ -26,13 +26,14 @@ from ..networks import build_network
 
 class SRRecipe(Recipe):
     real = False  # synthesise LQ with the Real-ESRGAN degradations
+    needs_content_loss = True  # a pixel or perceptual loss is required (a GAN recipe has its GAN loss)
 
     def setup(self) -> None:
         opt, train, engine = self.opt, self.opt["train"], self.engine
         self.net_g = engine.add_network("g", build_network(opt, "network_g"), ema_decay=train.get("ema_decay", 0.0))
         self.pixel_loss = self._loss("pixel_opt")
         self.perceptual_loss = self._loss("perceptual_opt")
-        if self.pixel_loss is None and self.perceptual_loss is None and not isinstance(self, SRGANRecipe):
+        if self.pixel_loss is None and self.perceptual_loss is None and self.needs_content_loss:
             raise option_error(opt, "train.pixel_opt", "a pixel or a perceptual loss is needed")
         engine.add_optimizer("g", self.net_g.parameters(), train["optim_g"])
         self.multiple = int(opt["network_g"].get("window_size", 1))
@@ -125,6 +126,7 @@ class SRGANRecipe(SRRecipe):
     """Generator and discriminator alternate each iteration (``net_d_iters``, ``net_d_init_iters``)."""
 
     real = True
+    needs_content_loss = False
 
     def setup(self) -> None:
         super().setup()

@@ -11,9 +11,14 @@ from functools import lru_cache
 import numpy as np
 
 
+# torchvision's weight files of the LPIPS backbones (looked up in torch hub's cache)
+BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth", "squeeze": "squeezenet1_1-b8a52dc0.pth"}
+
+
 @lru_cache(maxsize=3)
 def _model(net: str):
     import warnings
+    from pathlib import Path
 
     try:
         import lpips
@@ -22,6 +27,10 @@ def _model(net: str):
     import torch
 
     hub = torch.hub.get_dir()
+    backbone = Path(hub) / "checkpoints" / BACKBONE_FILES[net]
+    if not backbone.is_file():
+        raise RuntimeError(f"LPIPS ({net}) needs torchvision's backbone weights at {backbone}; restoregen downloads "
+                           "nothing")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -237,8 +237,9 @@ class Engine:
     def _find_resume(self) -> tuple[int, dict] | None:
         explicit = self.opt.get("path", {}).get("resume_state")
         if explicit and not self.auto_resume:
-            if not Path(explicit).is_file():
-                raise option_error(self.opt, "path.resume_state", f"file {explicit!r} does not exist")
+            if not Path(explicit).is_file() or not Path(explicit).stem.isdigit():
+                raise option_error(self.opt, "path.resume_state",
+                                   f"{explicit!r} is not a training state (training_states/<iteration>.state)")
             iteration = int(Path(explicit).stem)
             root = Path(explicit).parent.parent
             return iteration, {**torch.load(explicit, map_location="cpu", weights_only=True), "_root": root}
@@ -351,20 +352,12 @@ class Engine:
                     if improved:
                         record = self.best[dataset][metric] = {"val": value, "iter": self.iteration}
                         if first:
-                            self._save_best()
+                            self._save_models("best")
                     first = False
                     parts.append(f"{metric}: {value:.4f} (best {record['val']:.4f} @ {record['iter']})")
                     self.scalars.add({f"metrics/{dataset}/{metric}": value}, self.iteration)
                 log.info("validation %s at iteration %d: %s", dataset, self.iteration, ", ".join(parts))
         self.accelerator.wait_for_everyone()
-
-    def _save_best(self) -> None:
-        for label in self.slots:
-            slot = self.slots[label]
-            data = {"params": clean_state_dict(slot.bare.state_dict())}
-            if slot.ema is not None:
-                data["params_ema"] = clean_state_dict(slot.ema.module.state_dict())
-            atomic_save(data, model_path(self.root, label, "best"))
 
     def _check_in_sync(self) -> None:
         """All processes must hold the same weights (one model trained, not several)."""

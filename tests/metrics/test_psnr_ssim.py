@@ -48,3 +48,16 @@ def test_lpips_is_loaded_only_when_used():
     code = "import restoregen.metrics, restoregen.metrics.lpips, sys; print('lpips' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_lpips_without_backbone_weights_says_so_and_downloads_nothing(tmp_path, monkeypatch):
+    import torch
+
+    from restoregen.metrics import lpips
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    lpips._model.cache_clear()
+    image = np.zeros((16, 16, 3), np.uint8)
+    with pytest.raises(RuntimeError, match="alexnet-owt-7be5be79.pth; restoregen downloads nothing"):
+        calculate_metric({"img": image, "img2": image}, {"type": "calculate_lpips", "crop_border": 0})
+    assert not list(tmp_path.rglob("*.pth"))

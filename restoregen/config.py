@@ -437,9 +437,6 @@ OPTIONS = Section({
     **REAL_DEGRADATION,
 }, required=("name", "model_type", "datasets", "network_g"))
 
-# the model types whose official option files this schema covers (recipes decide what runs)
-TRAIN_REQUIRED = ("train",)
-
 
 # --------------------------------------------------------------------------------------------
 # Loading.
@@ -504,15 +501,12 @@ def validate(data: dict, file: str | Path | None = None, lines: dict | None = No
     except _Invalid as error:
         raise fail(error.path, error.problem) from None
     if is_train:
-        for key in TRAIN_REQUIRED:
-            if key not in opt:
-                raise fail((key,), "required option is missing (an option file for training needs it)")
+        if "train" not in opt:
+            raise fail(("train",), "required option is missing (an option file for training needs it)")
         if "train" not in opt["datasets"]:
             raise fail(("datasets", "train"), "required option is missing (an option file for training needs it)")
-        train_set = opt["datasets"]["train"]
-        for key in ("batch_size_per_gpu",):
-            if key not in train_set:
-                raise fail(("datasets", "train", key), "required option is missing")
+        if "batch_size_per_gpu" not in opt["datasets"]["train"]:
+            raise fail(("datasets", "train", "batch_size_per_gpu"), "required option is missing")
     elif not any(k.split("_")[0] in ("test", "val") for k in opt["datasets"]):
         raise fail(("datasets",), "no test dataset (a key 'test_1' or 'val_1' with a dataset)")
     for key, dataset in opt["datasets"].items():

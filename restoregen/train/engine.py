@@ -113,7 +113,7 @@ class Engine:
             if opt.get("val"):
                 opt["val"]["val_freq"] = DEBUG_ITERATIONS
         self.accelerator = Accelerator(
-            cpu=opt.get("num_gpu") == 0 or None,
+            cpu=opt.get("num_gpu") == 0,
             mixed_precision=train.get("mixed_precision"),
             gradient_accumulation_steps=train.get("grad_accum_steps", 1),
         )

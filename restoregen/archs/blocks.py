@@ -35,7 +35,7 @@ class DropPath(nn.Module):
 
 def drop_path_rates(depths: list[int] | tuple[int, ...], rate: float) -> list[list[float]]:
     """Linearly increasing stochastic-depth rates, split per stage (the Swin rule)."""
-    rates = torch.linspace(0, rate, sum(depths)).tolist()
+    rates = torch.linspace(0, rate, sum(depths), device="cpu").tolist()
     starts = [sum(depths[:i]) for i in range(len(depths))]
     return [rates[start:start + depth] for start, depth in zip(starts, depths)]
 

@@ -162,6 +162,9 @@ def _sdpa(q, k, v, bias, mask, scale, dropout_p):
 # FlexAttention
 
 
+_FLEX_SHAPES_LIMIT = 64
+
+
 @functools.cache
 def _compiled_flex() -> Callable:
     from torch.nn.attention.flex_attention import flex_attention
@@ -182,7 +185,9 @@ def _flex_forward(q4: Tensor, k4: Tensor, v4: Tensor, b4: Tensor | None, scale: 
             return score + b4[b, h, q_idx, kv_idx]
 
     try:
-        return _compiled_flex()(q4, k4, v4, score_mod=score_mod, scale=scale)
+        # one compiled kernel per shape (window attention sees a handful); dynamo's default limit is 8
+        with torch._dynamo.config.patch(cache_size_limit=_FLEX_SHAPES_LIMIT):
+            return _compiled_flex()(q4, k4, v4, score_mod=score_mod, scale=scale)
     except Exception as error:  # no C++ compiler / unsupported shape: run FlexAttention unfused
         warnings.warn(f"compiled FlexAttention failed ({type(error).__name__}: {error}); running it eagerly",
                       RuntimeWarning, stacklevel=3)
@@ -202,7 +207,7 @@ class _FlexMathBackward(torch.autograd.Function):
     def forward(ctx, q4, k4, v4, b4, scale):
         ctx.scale = scale
         ctx.save_for_backward(q4, k4, v4, b4)
-        return _flex_forward(q4, k4, v4, b4, scale)
+        return _flex_forward(q4.detach(), k4.detach(), v4.detach(), None if b4 is None else b4.detach(), scale)
 
     @staticmethod
     def backward(ctx, grad_out):

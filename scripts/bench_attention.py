@@ -1,0 +1,95 @@
+"""Attention backends against the explicit ``math`` reference, measured in one run.
+
+    python scripts/bench_attention.py            # every case
+    python scripts/bench_attention.py --only hat  # cases whose name contains "hat"
+
+Each case is timed under every usable backend (median of ``--repeats`` runs after warm-up, which
+includes FlexAttention's compilation) and printed as milliseconds and speed-up over ``math``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from restoregen.archs import build
+from restoregen.attention import (
+    WindowAttention,
+    attention_backend,
+    available_backends,
+    shifted_window_mask,
+    window_partition,
+)
+
+HAT_S_X4 = dict(upscale=4, in_chans=3, img_size=64, window_size=16, compress_ratio=24, squeeze_factor=24,
+                conv_scale=0.01, overlap_ratio=0.5, img_range=1.0, depths=[6] * 6, embed_dim=144, num_heads=[6] * 6,
+                mlp_ratio=2, upsampler="pixelshuffle", resi_connection="1conv")
+
+
+def hat_window_attention(shifted: bool) -> Callable[[], object]:
+    """HAT's window attention on a 64x64 map: window 16, dim 180, 6 heads (head size 30)."""
+    size, window, dim = 64, 16, 180
+    module = WindowAttention(dim, window, 6).eval()
+    windows = window_partition(torch.randn(1, size, size, dim), window)
+    mask = shifted_window_mask(size, size, window, window // 2) if shifted else None
+    return lambda: module(windows, mask)
+
+
+def hat_s_forward() -> Callable[[], object]:
+    """A whole HAT-S x4 forward on a 64x64 input."""
+    model = build("HAT", **HAT_S_X4).eval()
+    x = torch.rand(1, 3, 64, 64)
+    return lambda: model(x)
+
+
+CASES: dict[str, Callable[[], Callable[[], object]]] = {
+    "hat window attention 64x64 ws16 d180 h6": lambda: hat_window_attention(False),
+    "hat shifted window attention 64x64 ws16 d180 h6": lambda: hat_window_attention(True),
+    "hat-s x4 forward 64x64": hat_s_forward,
+}
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per backend (median is reported)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (includes compilation)")
+    parser.add_argument("--only", default="", help="run only cases whose name contains this text")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    backends = available_backends()
+    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+          f"{torch.get_num_threads()} threads, fp32, inference mode; median of {args.repeats}")
+    print(f"{'case':<50} {'backend':<8} {'ms':>10} {'vs math':>8}")
+    for name, make in CASES.items():
+        if args.only not in name:
+            continue
+        fn = make()
+        reference = None
+        for backend in backends:
+            with attention_backend(backend), torch.inference_mode():
+                seconds = median_seconds(fn, args.repeats, args.warmup)
+            reference = reference or seconds
+            print(f"{name:<50} {backend:<8} {seconds * 1e3:>10.1f} {reference / seconds:>7.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -299,11 +299,12 @@ class StyleSwinGenerator(nn.Module):
 
     Forward: ``image, latent = G(z, return_latents=False, inject_index=None, truncation=1,
     truncation_latent=None, input_is_latent=False)``; ``latent`` is ``(B, n_latent, style_dim)``
-    when ``return_latents`` else ``None``. ``z`` is ``(B, style_dim)`` or, for style mixing, a
-    list of two such tensors (the second one's styles from ``inject_index`` on, random if
-    ``None``). With ``input_is_latent=True`` the inputs are w ``(B, style_dim)`` or W+
-    ``(B, n_latent, style_dim)``. Truncation ``w_avg + t * (w - w_avg)`` is applied to every w
-    with ``truncation_latent`` (``(1, style_dim)``, default :meth:`mean_latent`).
+    when ``return_latents`` else ``None``. ``z`` is ``(B, style_dim)`` (or ``(B, n_latent,
+    style_dim)``: one z per style input) or, for style mixing, a list of two such tensors (the
+    second one's styles from ``inject_index`` on, random if ``None``). With
+    ``input_is_latent=True`` the inputs are w ``(B, style_dim)`` or W+ ``(B, n_latent,
+    style_dim)``. Truncation ``w_avg + t * (w - w_avg)`` is applied to every w with
+    ``truncation_latent`` (``(1, style_dim)``, default :meth:`mean_latent`).
     """
 
     def __init__(self, size: int, style_dim: int, n_mlp: int, channel_multiplier: int = 2, lr_mlp: float = 0.01,

@@ -156,7 +156,12 @@ def sample(args: argparse.Namespace) -> int:
         raise UserError("--n and --batch-size must be at least 1, --grid at least 0")
     if not math.isfinite(args.truncation) or args.truncation < 0:
         raise UserError(f"--truncation must be a finite number >= 0, got {args.truncation}")
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    try:
+        device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except RuntimeError as error:
+        raise UserError(f"--device {args.device}: {error}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {args.device}: CUDA is not available here; use --device cpu")
     generator, notes = load_generator(args.model, args.lr_mlp)
     for note in notes:
         print(f"restoregen sample: {note}", file=sys.stderr)

@@ -17,6 +17,7 @@ from restoregen.archs.styleswin import (
     StyleSwinGenerator,
     infer_generator_kwargs,
     official_generator_channels,
+    official_training_kwargs,
 )
 from restoregen.attention import attention_backend, available_backends
 
@@ -168,6 +169,16 @@ def test_every_released_layout_matches(styleswin_dir):
             assert len(plain.state_dict()) == ref["sn_false_variant"]["num_state_dict_keys"]
 
 
+def test_official_training_args_give_the_released_kwargs(styleswin_dir):
+    """The argparse fields of an official checkpoint map to the constructor kwargs it was built with."""
+    for stem, cm in (("FFHQ_256", 2), ("FFHQ_1024", 1)):
+        g_ref = json.loads((styleswin_dir / "released" / f"{stem}_G.json").read_text())["kwargs"]
+        d_ref = json.loads((styleswin_dir / "released" / f"{stem}_D.json").read_text())["kwargs"]
+        args = dict(size=g_ref["size"], style_dim=512, n_mlp=8, G_channel_multiplier=cm, D_channel_multiplier=2,
+                    lr_mlp=0.01, enable_full_resolution=8, use_checkpoint=False, D_sn=True, bcr=True, r1=10.0)
+        assert official_training_kwargs(args) == (g_ref, d_ref)
+
+
 def test_infer_kwargs_of_a_custom_table(styleswin_dir):
     config, weights, _ = _case(styleswin_dir, "g32_mini_fullres8")
     kwargs = infer_generator_kwargs(weights)
@@ -258,3 +269,42 @@ def test_bad_arguments_are_explained():
     with pytest.raises(ValueError, match="not divisible"):
         d(torch.randn(6, 3, 16, 16))
     assert official_generator_channels(1)[-1] == 16
+
+
+def test_option_files_build_the_released_networks(styleswin_dir):
+    """options/train/StyleSwin/*.yml reproduce the official recipes' networks."""
+    import yaml
+
+    files = sorted((Path(__file__).resolve().parents[2] / "options" / "train" / "StyleSwin").glob("train_*.yml"))
+    assert len(files) == 5
+    for file in files:
+        options = yaml.safe_load(file.read_text())
+        stem = file.stem.removeprefix("train_StyleSwin_")
+        for section, suffix in (("network_g", "G"), ("network_d", "D")):
+            ref = json.loads((styleswin_dir / "released" / f"{stem}_{suffix}.json").read_text())
+            kwargs = dict(options[section])
+            with torch.device("meta"):
+                model = build(kwargs.pop("type"), **kwargs)
+            assert [[k, list(v.shape)] for k, v in model.state_dict().items()] == ref["state_dict"], file.name
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("backend", available_backends())
+def test_fixtures_on_cuda(styleswin_dir, backend, monkeypatch):
+    """The pure-PyTorch ops and every attention backend on the GPU (fp32 without TF32: 1e-5; bf16: finite)."""
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    g_config, g_weights, g_io = _case(styleswin_dir, "g32_mini_fullres8")
+    d_config, d_weights, d_io = _case(styleswin_dir, "d32_mini_nosn")
+    g, d = _generator_from(g_config).cuda().eval(), _discriminator_from(d_config).cuda().eval()
+    g.load_state_dict(g_weights)
+    d.load_state_dict(d_weights)
+    with torch.no_grad(), attention_backend(backend):
+        image, _ = g(g_io["in_z"].cuda())
+        torch.testing.assert_close(image.cpu(), g_io["out_image"], atol=1e-5, rtol=0)
+        logits = d(d_io["in_random_images_b8"].cuda())
+        torch.testing.assert_close(logits.cpu(), d_io["out_logits_random_b8"], atol=1e-5, rtol=0)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            image, _ = g(g_io["in_z"].cuda())
+        assert torch.isfinite(image).all()

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from ..attention import WindowAttention, pad_to_multiple, shifted_window_mask, window_merge, window_partition
+from ..attention import WindowAttention, map_windows, pad_to_multiple, shifted_window_mask
 
 
 class DropPath(nn.Module):
@@ -148,13 +148,11 @@ class SwinBlock(nn.Module):
         """(Shifted) window self-attention of a ``(B, H, W, C)`` map; H, W multiples of the window."""
         _, height, width, _ = x.shape
         shift, window = self.shift_size, self.window_size
-        if shift:
-            x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
-            if mask is None:
-                mask = shifted_window_mask(height, width, window, shift, x.device, x.dtype)
-        windows = self.attn(window_partition(x, window), mask if shift else None, index)
-        x = window_merge(windows, window, height, width)
-        return torch.roll(x, shifts=(shift, shift), dims=(1, 2)) if shift else x
+        if not shift:
+            mask = None
+        elif mask is None:
+            mask = shifted_window_mask(height, width, window, shift, x.device, x.dtype)
+        return map_windows(lambda windows: self.attn(windows, mask, index), x, window, shift)
 
     def forward(self, x: Tensor, mask: Tensor | None = None, index: Tensor | None = None) -> Tensor:
         y = self.norm1(x)

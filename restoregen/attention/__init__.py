@@ -14,8 +14,9 @@ from .backends import (
     flex_available,
     requested_backend,
 )
-from .modules import WindowAttention, merge_heads, qkv_heads, split_heads
+from .modules import WindowAttention, WindowAttentionCore, merge_heads, qkv_heads, split_heads
 from .windows import (
+    map_windows,
     overlap_relative_position_index,
     overlapping_windows,
     pad_to_multiple,
@@ -29,7 +30,8 @@ from .windows import (
 
 __all__ = [
     "BACKENDS", "ENV_VAR", "attend", "attention_backend", "auto_backend", "available_backends",
-    "flex_available", "requested_backend", "WindowAttention", "merge_heads", "qkv_heads", "split_heads",
-    "overlap_relative_position_index", "overlapping_windows", "pad_to_multiple", "relative_position_bias",
-    "relative_position_index", "shifted_window_mask", "to_pair", "window_merge", "window_partition",
+    "flex_available", "requested_backend", "WindowAttention", "WindowAttentionCore", "merge_heads", "qkv_heads",
+    "split_heads", "map_windows", "overlap_relative_position_index", "overlapping_windows", "pad_to_multiple",
+    "relative_position_bias", "relative_position_index", "shifted_window_mask", "to_pair", "window_merge",
+    "window_partition",
 ]

@@ -26,29 +26,28 @@ def qkv_heads(qkv: Tensor, num_heads: int) -> tuple[Tensor, Tensor, Tensor]:
     return tuple(split_heads(t, num_heads) for t in qkv.chunk(3, dim=-1))
 
 
-class WindowAttention(nn.Module):
-    """Multi-head self-attention inside windows with a learned relative-position bias (Swin).
+class WindowAttentionCore(nn.Module):
+    """Multi-head attention inside windows with Swin's learned relative-position bias, without
+    projections: ``q``, ``k``, ``v`` come in already projected (StyleSwin projects once and splits
+    the channels between two of these, one on regular and one on shifted windows).
 
-    Parameters: ``relative_position_bias_table``, ``qkv``, ``proj``; with ``store_index=True`` also
-    the persistent ``relative_position_index`` buffer that SwinIR-style checkpoints (DRCT) carry.
+    Parameters: ``relative_position_bias_table``; with ``store_index=True`` also the persistent
+    ``relative_position_index`` buffer that some checkpoints carry (DRCT, StyleSwin).
     """
 
-    def __init__(self, dim: int, window_size: int | Pair, num_heads: int, qkv_bias: bool = True,
-                 qk_scale: float | None = None, attn_drop: float = 0.0, proj_drop: float = 0.0,
-                 store_index: bool = False) -> None:
+    def __init__(self, dim: int, window_size: int | Pair, num_heads: int, qk_scale: float | None = None,
+                 attn_drop: float = 0.0, store_index: bool = False) -> None:
         super().__init__()
         self.dim = dim
         self.window_size = to_pair(window_size)
         self.num_heads = num_heads
         self.scale = qk_scale or (dim // num_heads) ** -0.5
+        self.attn_drop = attn_drop
         wh, ww = self.window_size
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * wh - 1) * (2 * ww - 1), num_heads))
         if store_index:
-            self.register_buffer("relative_position_index", relative_position_index(self.window_size).clone())
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        self.attn_drop = attn_drop
-        self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(proj_drop)
+            index = relative_position_index(self.window_size, torch.get_default_device())
+            self.register_buffer("relative_position_index", index.clone())
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
 
     def bias(self, index: Tensor | None = None) -> Tensor:
@@ -59,9 +58,33 @@ class WindowAttention(nn.Module):
             index = relative_position_index(self.window_size, self.relative_position_bias_table.device)
         return relative_position_bias(self.relative_position_bias_table, index)
 
-    def forward(self, windows: Tensor, mask: Tensor | None = None, index: Tensor | None = None) -> Tensor:
-        """``windows``: ``(B, nW, N, C)``; ``mask``: additive ``(nW, N, N)``; returns ``(B, nW, N, C)``."""
-        q, k, v = qkv_heads(self.qkv(windows), self.num_heads)
+    def forward(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None,
+                index: Tensor | None = None) -> Tensor:
+        """``q``, ``k``, ``v``: windows ``(B, nW, N, C)``; ``mask``: additive ``(nW, N, N)``; returns
+        ``(B, nW, N, C)`` with the heads merged again."""
+        q, k, v = (split_heads(t, self.num_heads) for t in (q, k, v))
         out = attend(q, k, v, bias=self.bias(index), mask=None if mask is None else mask.unsqueeze(1),
                      scale=self.scale, dropout_p=self.attn_drop if self.training else 0.0)
-        return self.proj_drop(self.proj(merge_heads(out)))
+        return merge_heads(out)
+
+
+class WindowAttention(WindowAttentionCore):
+    """Multi-head self-attention inside windows with a learned relative-position bias (Swin).
+
+    Parameters: ``relative_position_bias_table``, ``qkv``, ``proj``; with ``store_index=True`` also
+    the persistent ``relative_position_index`` buffer that SwinIR-style checkpoints (DRCT) carry.
+    """
+
+    def __init__(self, dim: int, window_size: int | Pair, num_heads: int, qkv_bias: bool = True,
+                 qk_scale: float | None = None, attn_drop: float = 0.0, proj_drop: float = 0.0,
+                 store_index: bool = False) -> None:
+        super().__init__(dim, window_size, num_heads, qk_scale=qk_scale, attn_drop=attn_drop,
+                         store_index=store_index)
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def forward(self, windows: Tensor, mask: Tensor | None = None, index: Tensor | None = None) -> Tensor:
+        """``windows``: ``(B, nW, N, C)``; ``mask``: additive ``(nW, N, N)``; returns ``(B, nW, N, C)``."""
+        q, k, v = self.qkv(windows).chunk(3, dim=-1)
+        return self.proj_drop(self.proj(super().forward(q, k, v, mask, index)))

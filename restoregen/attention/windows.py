@@ -11,6 +11,7 @@ buffer).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -60,6 +61,21 @@ def window_merge(windows: Tensor, window: int | Pair, height: int, width: int) -
     b, _, _, c = windows.shape
     x = windows.view(b, height // wh, width // ww, wh, ww, c).transpose(2, 3)
     return x.reshape(b, height, width, c)
+
+
+def map_windows(fn: Callable[[Tensor], Tensor], x: Tensor, window: int | Pair, shift: int | Pair = 0) -> Tensor:
+    """Apply ``fn`` to the windows of a channels-last map, cyclically shifted by ``-shift`` first.
+
+    ``x``: ``(B, H, W, C)`` with H, W multiples of the window; ``fn`` maps windows
+    ``(B, nW, N, C)`` to ``(B, nW, N, C')``; the result ``(B, H, W, C')`` is rolled back by
+    ``shift``. Pair the shift with :func:`shifted_window_mask` inside ``fn`` (Swin's SW-MSA).
+    """
+    sh, sw = to_pair(shift)
+    _, height, width, _ = x.shape
+    if sh or sw:
+        x = torch.roll(x, shifts=(-sh, -sw), dims=(1, 2))
+    out = window_merge(fn(window_partition(x, window)), window, height, width)
+    return torch.roll(out, shifts=(sh, sw), dims=(1, 2)) if sh or sw else out
 
 
 def overlapping_windows(x: Tensor, window: int, overlap_window: int) -> Tensor:

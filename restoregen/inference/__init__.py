@@ -1,0 +1,1 @@
+"""Inference: image I/O, tiling, the folder runner and the ``upscale`` / ``sample`` commands."""

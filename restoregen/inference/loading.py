@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -77,12 +78,16 @@ def _read_file(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        refused = re.search(r"GLOBAL (\S+) was not an allowed global", str(error))
+        if refused is None:  # not a pickle torch can read at all
+            detail = re.search(r"WeightsUnpickler error: \s*(.+?)\s*(?:\n\n|$)", str(error), re.S)
+            reason = detail.group(1) if detail else type(error).__name__
+            raise CheckpointError(f"{path}: not a PyTorch checkpoint ({reason})") from None
         raise CheckpointError(
-            f"{path}: refused: the file holds pickled Python objects besides tensors, and loading them could run "
-            f"arbitrary code (torch.load with weights_only=True rejected it: {reason}). If you trust the file, "
-            "convert it to .safetensors in a separate Python session.") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
+            f"{path}: refused: besides tensors the file holds a pickled Python object ({refused.group(1)}), and "
+            "unpickling it would run code from the file. Checkpoints are read with torch.load(weights_only=True) "
+            "only; if you trust the file, convert it to .safetensors in a separate Python session.") from None
+    except Exception as error:  # torch.load raises many types on files that are not checkpoints
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({type(error).__name__}: {error})") from None
 
 
@@ -124,8 +129,9 @@ def _load_weights(model: nn.Module, state_dict: Mapping[str, Tensor], arch: str)
     """Strict loading, except that buffers the network computes itself (index tables, masks) may be absent."""
     try:
         result = model.load_state_dict(state_dict, strict=False)
-    except RuntimeError as error:  # shape mismatches
-        raise CheckpointError(f"the weights do not fit the detected {arch}: {error}") from None
+    except RuntimeError as error:  # shape mismatches, one per line after a header line
+        lines = [line.strip() for line in str(error).splitlines()[1:] if line.strip()] or [str(error)]
+        raise CheckpointError(f"the weights do not fit the detected {arch}: {'; '.join(lines)}") from None
     buffers = {name for name, _ in model.named_buffers()}
     missing = [k for k in result.missing_keys if k not in buffers]
     if missing or result.unexpected_keys:

@@ -2,7 +2,6 @@
 
 Submodules load on first use, so that importing a command (for ``--help``) stays cheap.
 """
-"""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """``load_model``: any official HAT / DRCT / DLGSANet checkpoint in, a ready network out.
 
-Files are read without running code: ``.safetensors`` through safetensors, everything else through
-``torch.load(weights_only=True)``, which refuses pickled Python objects. Training wrappers
+Files are read without running code (:func:`restoregen.checkpoints.read_checkpoint`: safetensors,
+or ``torch.load(weights_only=True)`` after refusing pickles that name code). Training wrappers
 (``params_ema``, ``params``, ``g_ema``, ``state_dict``, ...) and ``module.`` prefixes are removed,
 the architecture and its arguments are detected from the tensors (:func:`restoregen.archs.detect`),
 and the weights are loaded strictly.
@@ -10,8 +10,6 @@ and the weights are loaded strictly.
 from __future__ import annotations
 
 import os
-import pickle
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -22,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..archs import UnknownArchitecture, build, detect, list_archs
+from ..checkpoints import CheckpointError, read_checkpoint
 
 __all__ = ["CheckpointError", "ModelInfo", "default_model_path", "load_model", "read_state_dict"]
 
@@ -29,13 +28,8 @@ __all__ = ["CheckpointError", "ModelInfo", "default_model_path", "load_model", "
 WRAPPER_KEYS = ("params_ema", "params", "g_ema", "state_dict", "model", "net_g", "generator")
 # Prefixes added by DataParallel/DDP (module.), torch.compile (_orig_mod.) and Lightning-style wrappers.
 STRIPPED_PREFIXES = ("module.", "_orig_mod.", "model.", "net_g.")
-SAFETENSORS_SUFFIXES = (".safetensors", ".sft")
 # File name of the bundled default model in restoregen/weights/; None until one is bundled.
 DEFAULT_MODEL: str | None = None
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read, is refused, or matches no known network."""
 
 
 @dataclass(frozen=True)
@@ -63,32 +57,9 @@ def default_model_path() -> Path | None:
 
 
 def _read_file(path: Path) -> Any:
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
-    if path.stat().st_size == 0:
+    if path.is_file() and path.stat().st_size == 0:
         raise CheckpointError(f"{path}: the file is empty")
-    if path.suffix.lower() in SAFETENSORS_SUFFIXES:
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(path, device="cpu")
-        except (SafetensorError, OSError, ValueError) as error:
-            raise CheckpointError(f"{path}: not a valid .safetensors file ({error})") from None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        refused = re.search(r"GLOBAL (\S+) was not an allowed global", str(error))
-        if refused is None:  # not a pickle torch can read at all
-            detail = re.search(r"WeightsUnpickler error: \s*(.+?)\s*(?:\n\n|$)", str(error), re.S)
-            reason = detail.group(1) if detail else type(error).__name__
-            raise CheckpointError(f"{path}: not a PyTorch checkpoint ({reason})") from None
-        raise CheckpointError(
-            f"{path}: refused: besides tensors the file holds a pickled Python object ({refused.group(1)}), and "
-            "unpickling it would run code from the file. Checkpoints are read with torch.load(weights_only=True) "
-            "only; if you trust the file, convert it to .safetensors in a separate Python session.") from None
-    except Exception as error:  # torch.load raises many types on files that are not checkpoints
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({type(error).__name__}: {error})") from None
+    return read_checkpoint(path).data
 
 
 def _unwrap(obj: Any) -> dict[str, Tensor]:

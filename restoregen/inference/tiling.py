@@ -42,14 +42,16 @@ def tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> list[in
     """Start offsets of windows of (at most) ``tile`` pixels covering ``[0, length)``.
 
     Starts are multiples of ``align`` (the network's window grid: a tile then computes what the
-    whole image would, away from its borders) with a constant stride, so that neighbours share at
-    least ``overlap`` pixels; the last window is clipped at ``length``.
+    whole image would, away from its borders), a constant stride apart so that neighbours share at
+    least ``overlap`` pixels. The last window starts as early as the grid allows while still
+    reaching ``length`` (at most ``tile`` pixels), so it keeps as much context as the others.
     """
     if tile <= 0 or length <= tile:
         return [0]
     stride = max((tile - overlap) // align * align, align)
     count = math.ceil((length - tile) / stride) + 1
-    return [i * stride for i in range(count)]
+    last = -(-(length - tile) // align) * align
+    return [i * stride for i in range(count - 1)] + [last]
 
 
 def blend_ramp(size: int, left: int, right: int, fraction: float = BLEND_FRACTION) -> Tensor:

@@ -9,22 +9,13 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from reference_data import case_dirs, params, released_files
 from restoregen.archs import UnknownArchitecture, build, detect, list_archs
 from restoregen.archs.detect import UNRECOVERABLE
 
 FAMILIES = ("hat", "drct", "dlgsanet")
-
-
-def _reference_dir() -> Path:  # replaceable by the lead's ``reference_dir`` fixture
-    for parent in Path(__file__).resolve().parents:
-        if (parent / "shared" / "reference").is_dir():
-            return parent / "shared" / "reference"
-    pytest.skip("../shared/reference not found", allow_module_level=True)
-
-
-REFERENCE = _reference_dir()
-FIXTURES = sorted(p.parent for family in FAMILIES for p in REFERENCE.glob(f"{family}/*/config.json"))
-RELEASED = sorted(p for family in FAMILIES for p in REFERENCE.glob(f"{family}/released/*.json"))
+FIXTURES = [case for family in FAMILIES for case in case_dirs(family)]
+RELEASED = [path for family in FAMILIES for path in released_files(family)]
 
 
 def _meta_state_dict(shapes: dict[str, list[int]]) -> dict[str, torch.Tensor]:
@@ -57,7 +48,7 @@ def _detect_fixture(case: Path) -> tuple[dict, dict[str, list[int]], str, dict]:
     return config, shapes, *detect(_meta_state_dict(shapes))
 
 
-@pytest.mark.parametrize("case", FIXTURES, ids=lambda p: p.name)
+@pytest.mark.parametrize("case", params(FIXTURES))
 def test_fixture_config_detected(case: Path) -> None:
     config, _, arch, kwargs = _detect_fixture(case)
     assert arch == config["arch"]
@@ -69,7 +60,7 @@ def test_fixture_config_detected(case: Path) -> None:
         assert len(kwargs["depths"]) == len(listed["depths"])
 
 
-@pytest.mark.parametrize("case", FIXTURES, ids=lambda p: p.name)
+@pytest.mark.parametrize("case", params(FIXTURES))
 def test_fixture_config_builds(case: Path) -> None:
     config, shapes, arch, kwargs = _detect_fixture(case)
     overrides = {k: v for k, v in config["kwargs"].items() if k in UNRECOVERABLE[arch]}
@@ -82,7 +73,7 @@ def _detect_released(path: Path) -> tuple[dict, dict[str, list[int]], str, dict]
     return listed, shapes, *detect(_meta_state_dict(shapes))
 
 
-@pytest.mark.parametrize("path", RELEASED, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", params(RELEASED))
 def test_released_checkpoint_detected(path: Path) -> None:
     """Every listed kwarg is recovered (the documented defaults are the released values)."""
     listed, _, arch, kwargs = _detect_released(path)
@@ -99,7 +90,7 @@ def _one_per_architecture(paths: list[Path]) -> list[Path]:
     return list(seen.values())
 
 
-@pytest.mark.parametrize("path", _one_per_architecture(RELEASED), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", params(_one_per_architecture(RELEASED)))
 def test_released_checkpoint_builds(path: Path) -> None:
     _, shapes, arch, kwargs = _detect_released(path)
     _assert_builds_same_state_dict(arch, kwargs, shapes)
@@ -130,7 +121,6 @@ def test_hat_variants_round_trip(variant: str) -> None:
 def test_unknown_state_dict_is_refused() -> None:
     with pytest.raises(UnknownArchitecture, match="not a HAT, DRCT or DLGSANet.*body.0.weight"):
         detect({"body.0.weight": torch.zeros(4, 3, 3, 3)})
-    broken = _meta_state_dict(_fixture_shapes(REFERENCE / "hat" / "hat_ws4_x2_1group"))
-    del broken["layers.0.residual_group.blocks.0.mlp.fc1.weight"]
-    with pytest.raises(UnknownArchitecture, match="looks like HAT.*mlp.fc1.weight"):
+    broken = {"layers.0.residual_group.overlap_attn.qkv.weight": torch.zeros(36, 12)}
+    with pytest.raises(UnknownArchitecture, match="looks like HAT, but expected the key 'conv_first.weight'"):
         detect(broken)

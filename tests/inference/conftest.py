@@ -1,4 +1,4 @@
-"""Fixtures for the inference tests: the reference fixtures and a tiny random HAT checkpoint."""
+"""Fixtures for the inference tests: a tiny random HAT checkpoint, and skipping unregistered networks."""
 
 from __future__ import annotations
 
@@ -12,14 +12,6 @@ from restoregen.archs import build, list_archs
 
 TINY_HAT = dict(img_size=16, embed_dim=12, depths=[1], num_heads=[2], window_size=4, compress_ratio=3,
                 squeeze_factor=4, mlp_ratio=1, upscale=2, upsampler="pixelshuffle")
-
-
-@pytest.fixture(scope="session")
-def reference_dir() -> Path:  # replaceable by the lead's tests/conftest.py fixture of the same name
-    for parent in Path(__file__).resolve().parents:
-        if (parent / "shared" / "reference").is_dir():
-            return parent / "shared" / "reference"
-    pytest.skip("../shared/reference not found")
 
 
 @pytest.fixture(scope="session")

@@ -112,7 +112,7 @@ def test_single_file_and_usage_errors(inputs: Path, tiny_model_file: Path, capsy
     assert main(["upscale", str(inputs), str(inputs.parent / "o")]) == 2
     assert "no --model given, and no default model is bundled yet" in capsys.readouterr().err
     assert main(["upscale", str(inputs), str(inputs.parent / "o"), "--model", str(inputs / "notes.png")]) == 2
-    assert "notes.png: not a PyTorch checkpoint" in capsys.readouterr().err
+    assert "notes.png: not a torch.save checkpoint" in capsys.readouterr().err
     assert main(["upscale", str(inputs / "nothing"), "o", "--model", str(tiny_model_file)]) == 2
     assert "nothing: no such file or folder" in capsys.readouterr().err
     with pytest.raises(SystemExit):

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from reference_data import REFERENCE_DIR
 from restoregen.inference.loading import ModelInfo, load_model
 from restoregen.inference.tiling import Upscaler, blend_ramp, resolve_precision, tile_starts, tiled_forward
 
@@ -60,15 +61,17 @@ def test_pixelwise_network_is_unchanged_by_tiling() -> None:
     assert torch.allclose(tiled_forward(run, image, 3, 24, 8, align=4), run(image), atol=1e-6)
 
 
-def test_blended_tiles_beat_hard_cut_tiles_on_a_photo(reference_dir) -> None:
-    """HAT from a fixture case on an astronaut crop: tiles compared with the untiled output.
+@pytest.mark.skipif(not (REFERENCE_DIR / "hat").is_dir(), reason="needs ../shared/reference")
+def test_blended_tiles_beat_hard_cut_tiles_on_a_photo() -> None:
+    """HAT from a fixture case (window 8, x2) on an 80x80 astronaut crop: tiles against the untiled output.
 
-    Same tile size and context for both: Real-ESRGAN-style cores of 32 px with ``pad`` px of context
-    on each side, and our 32 + 2 * pad px windows sharing 2 * pad px.
+    Same tile size and context: Real-ESRGAN-style 32 px cores with ``pad`` px of context on each side
+    (3 x 3 tiles), and our windows of 32 + 2 * pad px sharing 2 * pad px (2 x 2 tiles): every seam has
+    ``pad`` px of context on each side in both.
     """
     skimage_data = pytest.importorskip("skimage.data")
-    crop = torch.from_numpy(skimage_data.astronaut()[80:144, 192:256].copy()).permute(2, 0, 1)[None].float() / 255
-    model, info = load_model(reference_dir / "hat" / "hat_pad_wrapper_x2" / "weights.safetensors")
+    crop = torch.from_numpy(skimage_data.astronaut()[80:160, 176:256].copy()).permute(2, 0, 1)[None].float() / 255
+    model, info = load_model(REFERENCE_DIR / "hat" / "hat_pad_wrapper_x2" / "weights.safetensors")
 
     def run(patch):
         with torch.no_grad():
@@ -81,11 +84,11 @@ def test_blended_tiles_beat_hard_cut_tiles_on_a_photo(reference_dir) -> None:
         blended = tiled_forward(run, crop, info.scale, 32 + 2 * pad, 2 * pad, align=info.size_multiple)
         measured[pad] = (_psnr(hard, untiled), _psnr(blended, untiled))
     (hard8, blend8), (hard10, blend10) = measured[8], measured[10]
-    assert blend8 > hard8 + 0.5
+    assert blend8 > hard8 + 2
     assert blend10 > hard10 + 30
     # the figures quoted in README.md ("Upscaling")
-    assert hard8 == pytest.approx(85.3, abs=0.5) and blend8 == pytest.approx(86.6, abs=0.5)
-    assert hard10 == pytest.approx(29.2, abs=0.5) and blend10 == pytest.approx(97.4, abs=1.5)
+    assert hard8 == pytest.approx(83.3, abs=0.5) and blend8 == pytest.approx(87.5, abs=0.5)
+    assert hard10 == pytest.approx(30.3, abs=0.5) and blend10 == pytest.approx(99.4, abs=1.5)
 
 
 class _Doubler(nn.Module):

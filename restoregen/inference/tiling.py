@@ -48,6 +48,7 @@ def tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> list[in
     """
     if tile <= 0 or length <= tile:
         return [0]
+    align = max(1, min(align, tile))
     stride = max((tile - overlap) // align * align, align)
     count = math.ceil((length - tile) / stride) + 1
     last = -(-(length - tile) // align) * align
@@ -103,7 +104,7 @@ def tiled_forward(run: Callable[[Tensor], Tensor], image: Tensor, scale: int, ti
             ys, xs = slice(y * scale, y * scale + h), slice(x * scale, x * scale + w)
             out[:, :, ys, xs] += result * weight
             weights[:, :, ys, xs] += weight
-    return out / weights
+    return out.div_(weights)
 
 
 def resolve_device(name: str = "auto") -> torch.device:

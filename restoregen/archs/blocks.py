@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from ..attention import WindowAttention, map_windows, pad_to_multiple, shifted_window_mask
+from ..attention import WindowAttention, pad_to_multiple
 
 
 class DropPath(nn.Module):
@@ -146,13 +146,7 @@ class SwinBlock(nn.Module):
 
     def window_attention(self, x: Tensor, mask: Tensor | None = None, index: Tensor | None = None) -> Tensor:
         """(Shifted) window self-attention of a ``(B, H, W, C)`` map; H, W multiples of the window."""
-        _, height, width, _ = x.shape
-        shift, window = self.shift_size, self.window_size
-        if not shift:
-            mask = None
-        elif mask is None:
-            mask = shifted_window_mask(height, width, window, shift, x.device, x.dtype)
-        return map_windows(lambda windows: self.attn(windows, mask, index), x, window, shift)
+        return self.attn.forward_map(x, self.shift_size, mask, index)
 
     def forward(self, x: Tensor, mask: Tensor | None = None, index: Tensor | None = None) -> Tensor:
         y = self.norm1(x)

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from ..attention import WindowAttentionCore, map_windows, shifted_window_mask, to_pair
+from ..attention import WindowAttentionCore, shifted_window_mask, to_pair
 from .blocks import Mlp, init_transformer_weights
 from .ops import (
     Blur,
@@ -136,23 +136,15 @@ class StyleSwinTransformerBlock(nn.Module):
         self.norm2 = AdaptiveInstanceNorm(dim, style_dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=act_layer, drop=drop)
 
-    def _half_attention(self, qkv: Tensor, attn: WindowAttentionCore, shift: int, mask: Tensor | None) -> Tensor:
-        """Window attention of one channel half; ``qkv``: ``(B, H, W, 3, C/2)``."""
-        b, h, w, _, c = qkv.shape
-
-        def attend_windows(windows: Tensor) -> Tensor:
-            return attn(*windows.unflatten(-1, (3, c)).unbind(-2), mask)
-
-        return map_windows(attend_windows, qkv.reshape(b, h, w, 3 * c), self.window_size, shift)
-
     def forward(self, x: Tensor, style: Tensor) -> Tensor:
         """``x``: channels-last ``(B, H, W, C)``; ``style``: ``(B, style_dim)``."""
         b, h, w, c = x.shape
         if (h, w) != self.input_resolution or c != self.dim:
             raise ValueError(f"StyleSwin block built for {self.input_resolution} x {self.dim}, got {h}x{w} x {c}")
         qkv = self.qkv(self.norm1(x, style)).view(b, h, w, 3, c)
-        regular = self._half_attention(qkv[..., : c // 2], self.attn[0], 0, None)
-        shifted = self._half_attention(qkv[..., c // 2:], self.attn[1], self.shift_size, self.attn_mask2)
+        halves = (qkv[..., : c // 2].reshape(b, h, w, -1), qkv[..., c // 2:].reshape(b, h, w, -1))  # q|k|v each
+        regular = self.attn[0].forward_map(halves[0])
+        shifted = self.attn[1].forward_map(halves[1], self.shift_size, self.attn_mask2)
         x = x + self.proj(torch.cat([regular, shifted], dim=-1))
         return x + self.mlp(self.norm2(x, style))
 

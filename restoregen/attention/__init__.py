@@ -13,6 +13,7 @@ from .backends import (
     available_backends,
     flex_available,
     requested_backend,
+    resolve_backend,
 )
 from .modules import WindowAttention, WindowAttentionCore, merge_heads, qkv_heads, split_heads
 from .windows import (
@@ -24,14 +25,17 @@ from .windows import (
     relative_position_index,
     shifted_window_mask,
     to_pair,
+    WindowGroup,
+    WindowLayout,
+    window_layout,
     window_merge,
     window_partition,
 )
 
 __all__ = [
     "BACKENDS", "ENV_VAR", "attend", "attention_backend", "auto_backend", "available_backends",
-    "flex_available", "requested_backend", "WindowAttention", "WindowAttentionCore", "merge_heads", "qkv_heads",
-    "split_heads", "map_windows", "overlap_relative_position_index", "overlapping_windows", "pad_to_multiple",
-    "relative_position_bias", "relative_position_index", "shifted_window_mask", "to_pair", "window_merge",
-    "window_partition",
+    "flex_available", "requested_backend", "resolve_backend", "WindowAttention", "WindowAttentionCore",
+    "merge_heads", "qkv_heads", "split_heads", "WindowGroup", "WindowLayout", "map_windows",
+    "overlap_relative_position_index", "overlapping_windows", "pad_to_multiple", "relative_position_bias",
+    "relative_position_index", "shifted_window_mask", "to_pair", "window_layout", "window_merge", "window_partition",
 ]

@@ -5,8 +5,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .backends import attend
-from .windows import Pair, relative_position_bias, relative_position_index, to_pair
+from .backends import attend, resolve_backend
+from .windows import (
+    Pair,
+    map_windows,
+    relative_position_bias,
+    relative_position_index,
+    shifted_window_mask,
+    to_pair,
+    window_layout,
+)
 
 
 def split_heads(x: Tensor, num_heads: int) -> Tensor:
@@ -67,6 +75,33 @@ class WindowAttentionCore(nn.Module):
                      scale=self.scale, dropout_p=self.attn_drop if self.training else 0.0)
         return merge_heads(out)
 
+    def forward_map(self, qkv: Tensor, shift: int = 0, mask: Tensor | None = None,
+                    index: Tensor | None = None) -> Tensor:
+        """(Shifted) window attention of a channels-last map.
+
+        ``qkv``: ``(B, H, W, 3C)``, the projected q, k, v side by side, H and W multiples of the
+        window; returns ``(B, H, W, C)``. The ``math`` backend follows the official data movement
+        (cyclic shift, partition, one ``(nW, N, N)`` mask, merge, shift back) and uses ``mask`` if
+        given. The other backends gather windows with a cached :class:`WindowLayout` and attend
+        group by group with one ``(N, N)`` mask each, so nothing grows with windows x heads x N².
+        """
+        _, height, width, _ = qkv.shape
+        window = self.window_size
+        if resolve_backend(qkv) == "math":
+            if shift and mask is None:
+                mask = shifted_window_mask(height, width, window, shift, qkv.device, qkv.dtype)
+            return map_windows(lambda windows: WindowAttentionCore.forward(self, *windows.chunk(3, dim=-1),
+                                                                   mask if shift else None, index),
+                               qkv, window, shift)
+        layout = window_layout(height, width, window, (shift, shift), qkv.device, qkv.dtype)
+        q, k, v = qkv_heads(layout.partition(qkv), self.num_heads)
+        bias = self.bias(index)
+        dropout_p = self.attn_drop if self.training else 0.0
+        outs = [merge_heads(attend(q[:, g.start:g.stop], k[:, g.start:g.stop], v[:, g.start:g.stop], bias=bias,
+                                   mask=g.mask, scale=self.scale, dropout_p=dropout_p))
+                for g in layout.groups]
+        return layout.merge(outs[0] if len(outs) == 1 else torch.cat(outs, dim=1))
+
 
 class WindowAttention(WindowAttentionCore):
     """Multi-head self-attention inside windows with a learned relative-position bias (Swin).
@@ -88,3 +123,7 @@ class WindowAttention(WindowAttentionCore):
         """``windows``: ``(B, nW, N, C)``; ``mask``: additive ``(nW, N, N)``; returns ``(B, nW, N, C)``."""
         q, k, v = self.qkv(windows).chunk(3, dim=-1)
         return self.proj_drop(self.proj(super().forward(q, k, v, mask, index)))
+
+    def forward_map(self, x: Tensor, shift: int = 0, mask: Tensor | None = None, index: Tensor | None = None) -> Tensor:
+        """(Shifted) window self-attention of a channels-last map ``(B, H, W, C)`` (see the core's)."""
+        return self.proj_drop(self.proj(super().forward_map(self.qkv(x), shift, mask, index)))

@@ -18,13 +18,7 @@ from collections.abc import Callable
 import torch
 
 from restoregen.archs import build
-from restoregen.attention import (
-    WindowAttention,
-    attention_backend,
-    available_backends,
-    shifted_window_mask,
-    window_partition,
-)
+from restoregen.attention import WindowAttention, attention_backend, available_backends
 
 HAT_S_X4 = dict(upscale=4, in_chans=3, img_size=64, window_size=16, compress_ratio=24, squeeze_factor=24,
                 conv_scale=0.01, overlap_ratio=0.5, img_range=1.0, depths=[6] * 6, embed_dim=144, num_heads=[6] * 6,
@@ -32,12 +26,12 @@ HAT_S_X4 = dict(upscale=4, in_chans=3, img_size=64, window_size=16, compress_rat
 
 
 def hat_window_attention(shifted: bool) -> Callable[[], object]:
-    """HAT's window attention on a 64x64 map: window 16, dim 180, 6 heads (head size 30)."""
+    """HAT's (shifted) window attention on a 64x64 map: window 16, dim 180, 6 heads (head size 30)."""
     size, window, dim = 64, 16, 180
     module = WindowAttention(dim, window, 6).eval()
-    windows = window_partition(torch.randn(1, size, size, dim), window)
-    mask = shifted_window_mask(size, size, window, window // 2) if shifted else None
-    return lambda: module(windows, mask)
+    x = torch.randn(1, size, size, dim)
+    shift = window // 2 if shifted else 0
+    return lambda: module.forward_map(x, shift)
 
 
 def hat_s_forward() -> Callable[[], object]:

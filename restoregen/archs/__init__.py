@@ -4,7 +4,7 @@
 the module's ``state_dict()`` has the official key names and shapes.
 """
 
-from . import hat  # noqa: F401  (registers HAT)
+from . import dlgsanet, drct, hat  # noqa: F401  (register DLGSANet, DRCT, HAT)
 from .registry import build, get_arch, list_archs, register, register_with_basicsr
 
 __all__ = ["build", "get_arch", "list_archs", "register", "register_with_basicsr"]

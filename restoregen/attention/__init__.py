@@ -14,6 +14,15 @@ from .backends import (
     flex_available,
     requested_backend,
 )
+from .channel import (
+    CHANNEL_ATTENTION_ACTIVATIONS,
+    channel_attention,
+    channel_self_attention,
+    tlc_grid,
+    tlc_merge,
+    tlc_partition,
+)
+from .dynamic import DYNAMIC_CONV_METHODS, dynamic_depthwise_conv
 from .modules import WindowAttention, merge_heads, qkv_heads, split_heads
 from .windows import (
     overlap_relative_position_index,
@@ -32,4 +41,6 @@ __all__ = [
     "flex_available", "requested_backend", "WindowAttention", "merge_heads", "qkv_heads", "split_heads",
     "overlap_relative_position_index", "overlapping_windows", "pad_to_multiple", "relative_position_bias",
     "relative_position_index", "shifted_window_mask", "to_pair", "window_merge", "window_partition",
+    "CHANNEL_ATTENTION_ACTIVATIONS", "channel_attention", "channel_self_attention", "tlc_grid", "tlc_merge",
+    "tlc_partition", "DYNAMIC_CONV_METHODS", "dynamic_depthwise_conv",
 ]

@@ -44,7 +44,8 @@ class WindowAttention(nn.Module):
         wh, ww = self.window_size
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * wh - 1) * (2 * ww - 1), num_heads))
         if store_index:
-            self.register_buffer("relative_position_index", relative_position_index(self.window_size).clone())
+            index = relative_position_index(self.window_size, torch.get_default_device())
+            self.register_buffer("relative_position_index", index.clone())
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.attn_drop = attn_drop
         self.proj = nn.Linear(dim, dim)

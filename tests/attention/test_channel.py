@@ -36,14 +36,15 @@ def test_relu_makes_the_scores_sparse():
 
 @pytest.mark.parametrize("backend", [b for b in available_backends() if b != "math"])
 def test_softmax_backends_match_math_forward_and_backward(backend):
-    q, k, v = _qkv(2, 2, 6, 90, requires_grad=True)  # the shape of test_dlgsanet's softmax blocks: one compile
+    # fused q/k/v as test_dlgsanet's softmax blocks make them (2 heads of 6 channels, 9x10): FlexAttention
+    # then compiles once for both tests
+    qkv = torch.randn(2, 36, 9, 10, requires_grad=True)
     temperature = (torch.rand(2, 1, 1) * 4).requires_grad_()
-
     results = []
     for name in ("math", backend):
         with attention_backend(name):
-            out = channel_attention(q, k, v, temperature)
-        grads = torch.autograd.grad(out, (q, k, v, temperature), torch.ones_like(out) + out.detach())
+            out = channel_self_attention(qkv, 2, temperature)
+        grads = torch.autograd.grad(out, (qkv, temperature), torch.ones_like(out) + out.detach())
         results.append((out.detach(), *grads))
     torch.testing.assert_close(results[1], results[0], rtol=1e-4, atol=1e-5)
 

@@ -26,6 +26,7 @@ from restoregen.attention import (
     WindowAttention,
     attention_backend,
     available_backends,
+    dynamic_depthwise_conv,
     shifted_window_mask,
     window_partition,
 )
@@ -86,12 +87,20 @@ def dlgsanet_dynamic_conv() -> dict[str, Callable[[], object]]:
     return {"unfold": forward_with("unfold"), "shift": forward_with("shift")}
 
 
+def dynamic_conv_alone() -> dict[str, Callable[[], object]]:
+    """One DLGSANet-Light dynamic convolution at 64x64: 48 channels, 8 kernel groups, 7x7 kernels."""
+    x = torch.randn(1, 48, 64, 64)
+    weight = torch.randn(1, 8, 7, 7, 64, 64)
+    return {method: functools.partial(dynamic_depthwise_conv, x, weight, method) for method in ("unfold", "shift")}
+
+
 CASES: dict[str, Callable[[], Callable[[], object] | dict[str, Callable[[], object]]]] = {
     "hat window attention 64x64 ws16 d180 h6": lambda: hat_window_attention(False),
     "hat shifted window attention 64x64 ws16 d180 h6": lambda: hat_window_attention(True),
     "hat-s x4 forward 64x64": hat_s_forward,
     "drct x4 forward 64x64": drct_forward,
     "dlgsanet-light x4 forward 64x64 dynamic conv": dlgsanet_dynamic_conv,
+    "dlgsanet-light dynamic conv alone 64x64 c48 g8 k7": dynamic_conv_alone,
 }
 
 

@@ -318,9 +318,10 @@ class SwinSRFrame(SRNetwork):
         x = self.patch_embed(x)
         if self.ape:
             b, h, w, c = x.shape
-            if h * w != self.absolute_pos_embed.shape[1]:
-                raise ValueError(f"{type(self).__name__} with ape=True needs inputs of {self.absolute_pos_embed.shape[1]} "
-                                 f"pixels (img_size squared), got {h}x{w} after padding")
+            pixels = self.absolute_pos_embed.shape[1]
+            if h * w != pixels:
+                raise ValueError(f"{type(self).__name__} with ape=True needs inputs of {pixels} pixels "
+                                 f"(img_size squared), got {h}x{w} after padding")
             x = x + self.absolute_pos_embed.view(1, h, w, c)
         x = self.forward_body(self.pos_drop(x))
         return self.norm(x).permute(0, 3, 1, 2)

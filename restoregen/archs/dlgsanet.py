@@ -246,12 +246,13 @@ class DLGSANet(SRNetwork):
     and batch are accepted (no padding is needed).
     """
 
-    def __init__(self, in_chans: int = 3, dim: int = 60, groups: int = 4, blocks: int = 3, buildblock_type: str = "edge",
-                 window_size: int = 7, idynamic_num_heads: int = 6, idynamic_ffn_type: str = "GDFN",
-                 idynamic_ffn_expansion_factor: float = 2.0, idynamic: bool = True, restormer_num_heads: int = 6,
-                 restormer_ffn_type: str = "GDFN", restormer_ffn_expansion_factor: float = 2.0, tlc_flag: bool = True,
-                 tlc_kernel: int = 48, activation: str = "relu", upscale: int = 4, img_range: float = 1.0,
-                 upsampler: str = "", body_norm: bool = False, input_resolution: tuple[int, int] | None = None) -> None:
+    def __init__(self, in_chans: int = 3, dim: int = 60, groups: int = 4, blocks: int = 3,
+                 buildblock_type: str = "edge", window_size: int = 7, idynamic_num_heads: int = 6,
+                 idynamic_ffn_type: str = "GDFN", idynamic_ffn_expansion_factor: float = 2.0, idynamic: bool = True,
+                 restormer_num_heads: int = 6, restormer_ffn_type: str = "GDFN",
+                 restormer_ffn_expansion_factor: float = 2.0, tlc_flag: bool = True, tlc_kernel: int = 48,
+                 activation: str = "relu", upscale: int = 4, img_range: float = 1.0, upsampler: str = "",
+                 body_norm: bool = False, input_resolution: tuple[int, int] | None = None) -> None:
         super().__init__()
         self._build_mean(in_chans, img_range)
         self.dim = dim

@@ -55,7 +55,10 @@ class RDG(nn.Module):
         for i in range(1, RDG_BLOCKS + 1):
             block, adjust = getattr(self, f"swin{i}"), getattr(self, f"adjust{i}")
             y = torch.cat(features, dim=-1)
-            y = checkpoint(block, y, use_reentrant=False) if self.use_checkpoint and torch.is_grad_enabled() else block(y)
+            if self.use_checkpoint and torch.is_grad_enabled():
+                y = checkpoint(block, y, use_reentrant=False)
+            else:
+                y = block(y)
             y = adjust(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
             if i < RDG_BLOCKS:
                 features.append(self.lrelu(y))

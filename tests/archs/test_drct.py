@@ -97,6 +97,15 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     assert_checkpointing_keeps_gradients(_tiny_drct(), _tiny_drct(use_checkpoint=True), torch.rand(1, 3, 8, 8))
 
 
+def test_absolute_position_embedding_fixes_the_input_size():
+    model = _tiny_drct(ape=True).eval()
+    assert model.absolute_pos_embed.shape == (1, 64, 12)
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 8, 8)).shape == (1, 3, 16, 16)
+    with pytest.raises(ValueError, match="ape=True needs inputs of 64 pixels"):
+        model(torch.rand(1, 3, 4, 8))
+
+
 @pytest.mark.parametrize("overrides, match", [
     (dict(upsampler="pixelshuffledirect"), "DRCT: upsampler 'pixelshuffledirect'"),
     (dict(depths=[2, 2]), "DRCT: depths"),

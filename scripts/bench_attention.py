@@ -4,12 +4,16 @@
     python scripts/bench_attention.py --only hat  # cases whose name contains "hat"
 
 Each case is timed under every usable backend (median of ``--repeats`` runs after warm-up, which
-includes FlexAttention's compilation) and printed as milliseconds and speed-up over ``math``.
+includes FlexAttention's compilation) and printed as milliseconds and speed-up over ``math``. A case
+that compares implementations instead (a dict of variants) is timed under the default backend and
+printed as speed-up over its first variant.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import platform
 import statistics
 import time
@@ -18,7 +22,12 @@ from collections.abc import Callable
 import torch
 
 from restoregen.archs import build
-from restoregen.attention import WindowAttention, attention_backend, available_backends
+from restoregen.attention import (
+    WindowAttention,
+    attention_backend,
+    available_backends,
+    dynamic_depthwise_conv,
+)
 
 HAT_S_X4 = dict(upscale=4, in_chans=3, img_size=64, window_size=16, compress_ratio=24, squeeze_factor=24,
                 conv_scale=0.01, overlap_ratio=0.5, img_range=1.0, depths=[6] * 6, embed_dim=144, num_heads=[6] * 6,
@@ -41,10 +50,55 @@ def hat_s_forward() -> Callable[[], object]:
     return lambda: model(x)
 
 
-CASES: dict[str, Callable[[], Callable[[], object]]] = {
+DRCT_X4 = dict(upscale=4, in_chans=3, img_size=64, window_size=16, compress_ratio=3, squeeze_factor=30,
+               conv_scale=0.01, overlap_ratio=0.5, img_range=1.0, depths=[6] * 6, embed_dim=180, num_heads=[6] * 6,
+               mlp_ratio=2, upsampler="pixelshuffle", resi_connection="1conv")
+DLGSANET_LIGHT_X4 = dict(upscale=4, in_chans=3, dim=48, groups=4, blocks=3, buildblock_type="sparseedge",
+                         window_size=7, idynamic_num_heads=6, idynamic_ffn_type="GDFN",
+                         idynamic_ffn_expansion_factor=2.0, idynamic=True, restormer_num_heads=6,
+                         restormer_ffn_type="GDFN", restormer_ffn_expansion_factor=2.0, tlc_flag=True, tlc_kernel=48,
+                         activation="relu", body_norm=False, img_range=1.0, upsampler="pixelshuffledirect")
+
+
+def drct_forward() -> Callable[[], object]:
+    """A whole DRCT x4 forward (the released DRCT_SRx4 configuration) on a 64x64 input."""
+    model = build("DRCT", **DRCT_X4).eval()
+    x = torch.rand(1, 3, 64, 64)
+    return lambda: model(x)
+
+
+def dlgsanet_dynamic_conv() -> dict[str, Callable[[], object]]:
+    """DLGSANet-Light x4 forward at 64x64: the explicit unfold dynamic convolution, then ours."""
+    from restoregen.archs.dlgsanet import DynamicDWConv
+
+    model = build("DLGSANet", **DLGSANET_LIGHT_X4).eval()
+    x = torch.rand(1, 3, 64, 64)
+
+    def forward_with(method: str) -> Callable[[], object]:
+        def run():
+            for module in model.modules():
+                if isinstance(module, DynamicDWConv):
+                    module.method = method
+            return model(x)
+        return run
+
+    return {"unfold": forward_with("unfold"), "shift": forward_with("shift")}
+
+
+def dynamic_conv_alone() -> dict[str, Callable[[], object]]:
+    """One DLGSANet-Light dynamic convolution at 64x64: 48 channels, 8 kernel groups, 7x7 kernels."""
+    x = torch.randn(1, 48, 64, 64)
+    weight = torch.randn(1, 8, 7, 7, 64, 64)
+    return {method: functools.partial(dynamic_depthwise_conv, x, weight, method) for method in ("unfold", "shift")}
+
+
+CASES: dict[str, Callable[[], Callable[[], object] | dict[str, Callable[[], object]]]] = {
     "hat window attention 64x64 ws16 d180 h6": lambda: hat_window_attention(False),
     "hat shifted window attention 64x64 ws16 d180 h6": lambda: hat_window_attention(True),
     "hat-s x4 forward 64x64": hat_s_forward,
+    "drct x4 forward 64x64": drct_forward,
+    "dlgsanet-light x4 forward 64x64 dynamic conv": dlgsanet_dynamic_conv,
+    "dlgsanet-light dynamic conv alone 64x64 c48 g8 k7": dynamic_conv_alone,
 }
 
 
@@ -72,17 +126,22 @@ def main() -> None:
     backends = available_backends()
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} threads, fp32, inference mode; median of {args.repeats}")
-    print(f"{'case':<50} {'backend':<8} {'ms':>10} {'vs math':>8}")
+    print(f"{'case':<50} {'variant':<8} {'ms':>10} {'speed-up':>17}")
     for name, make in CASES.items():
         if args.only not in name:
             continue
-        fn = make()
+        made = make()
+        if isinstance(made, dict):  # implementations compared under the default backend
+            runs = [(variant, contextlib.nullcontext, fn) for variant, fn in made.items()]
+        else:  # one computation under every backend
+            runs = [(backend, functools.partial(attention_backend, backend), made) for backend in backends]
         reference = None
-        for backend in backends:
-            with attention_backend(backend), torch.inference_mode():
+        for variant, context, fn in runs:
+            with context(), torch.inference_mode():
                 seconds = median_seconds(fn, args.repeats, args.warmup)
-            reference = reference or seconds
-            print(f"{name:<50} {backend:<8} {seconds * 1e3:>10.1f} {reference / seconds:>7.2f}x", flush=True)
+            reference = reference or (runs[0][0], seconds)
+            speedup = f"{reference[1] / seconds:.2f}x vs {reference[0]}"
+            print(f"{name:<50} {variant:<8} {seconds * 1e3:>10.1f} {speedup:>17}", flush=True)
 
 
 if __name__ == "__main__":

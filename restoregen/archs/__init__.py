@@ -4,7 +4,7 @@
 the module's ``state_dict()`` has the official key names and shapes.
 """
 
-from . import hat, styleswin  # noqa: F401  (register the networks)
+from . import dlgsanet, drct, hat, styleswin  # noqa: F401  (register the networks)
 from .detect import UnknownArchitecture, detect
 from .registry import build, get_arch, list_archs, register, register_with_basicsr
 

@@ -15,6 +15,15 @@ from .backends import (
     requested_backend,
     resolve_backend,
 )
+from .channel import (
+    CHANNEL_ATTENTION_ACTIVATIONS,
+    channel_attention,
+    channel_self_attention,
+    tlc_grid,
+    tlc_merge,
+    tlc_partition,
+)
+from .dynamic import DYNAMIC_CONV_METHODS, dynamic_depthwise_conv
 from .modules import WindowAttention, WindowAttentionCore, merge_heads, qkv_heads, split_heads
 from .windows import (
     map_windows,
@@ -38,4 +47,6 @@ __all__ = [
     "merge_heads", "qkv_heads", "split_heads", "WindowGroup", "WindowLayout", "map_windows",
     "overlap_relative_position_index", "overlapping_windows", "pad_to_multiple", "relative_position_bias",
     "relative_position_index", "shifted_window_mask", "to_pair", "window_layout", "window_merge", "window_partition",
+    "CHANNEL_ATTENTION_ACTIVATIONS", "channel_attention", "channel_self_attention", "tlc_grid", "tlc_merge",
+    "tlc_partition", "DYNAMIC_CONV_METHODS", "dynamic_depthwise_conv",
 ]

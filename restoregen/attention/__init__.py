@@ -15,6 +15,7 @@ from .backends import (
     requested_backend,
 )
 from .modules import WindowAttention, merge_heads, qkv_heads, split_heads
+from .sliding import sliding_window_attention, sliding_window_mask
 from .windows import (
     overlap_relative_position_index,
     overlapping_windows,
@@ -32,4 +33,5 @@ __all__ = [
     "flex_available", "requested_backend", "WindowAttention", "merge_heads", "qkv_heads", "split_heads",
     "overlap_relative_position_index", "overlapping_windows", "pad_to_multiple", "relative_position_bias",
     "relative_position_index", "shifted_window_mask", "to_pair", "window_merge", "window_partition",
+    "sliding_window_attention", "sliding_window_mask",
 ]

@@ -5,17 +5,32 @@ inward sliding-window self-attention, its full-attention branch whose cross-atte
 the window branch's, and the optional cross-attention cache. ``coarse_to_fine`` is the official
 recipe (generate at the training size, resize, re-denoise video-to-video at the target size).
 
-diffusers is imported only when a pipeline is patched or a recipe runs.
+Submodules load on first use; diffusers is imported only when a pipeline is patched or the
+recipe runs.
 """
 
-from .cache import CrossAttentionCache
-from .patch import freeswim_state, is_patched, patch, patched, unpatch
-from .processors import (CrossAttnOverrideProcessor, FluxJointAttnProcessor, LTXSelfAttnProcessor,
-                         WanSelfAttnProcessor)
-from .state import OFFICIAL_TRAIN_GRID, FreeSwimState, log_scale, official_window
+from __future__ import annotations
 
-__all__ = [
-    "CrossAttentionCache", "CrossAttnOverrideProcessor", "FluxJointAttnProcessor", "FreeSwimState",
-    "LTXSelfAttnProcessor", "OFFICIAL_TRAIN_GRID", "WanSelfAttnProcessor", "freeswim_state", "is_patched",
-    "log_scale", "official_window", "patch", "patched", "unpatch",
-]
+import importlib
+
+_EXPORTS = {
+    "CrossAttentionCache": "cache",
+    "CrossAttnOverrideProcessor": "processors", "FluxJointAttnProcessor": "processors",
+    "LTXSelfAttnProcessor": "processors", "WanSelfAttnProcessor": "processors",
+    "FreeSwimState": "state",
+    "OFFICIAL": "official", "OFFICIAL_TRAIN_GRID": "official", "log_scale": "official", "official_window": "official",
+    "freeswim_state": "patch", "is_patched": "patch", "patch": "patch", "patched": "patch", "unpatch": "patch",
+    "coarse_to_fine": "recipe",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

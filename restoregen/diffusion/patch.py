@@ -28,7 +28,8 @@ from torch import Tensor, nn
 from .cache import CrossAttentionCache
 from .processors import (CrossAttnOverrideProcessor, FluxJointAttnProcessor, LTXSelfAttnProcessor,
                          WanSelfAttnProcessor)
-from .state import OFFICIAL_TRAIN_GRID, FreeSwimState, official_window
+from .official import OFFICIAL_TRAIN_GRID, official_window
+from .state import FreeSwimState
 
 _ATTRIBUTE = "_restoregen_freeswim"
 METHODS = ("freeswim",)

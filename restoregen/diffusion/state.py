@@ -20,27 +20,7 @@ from torch import Tensor
 
 from ..attention import attend, sliding_window_attention
 from .cache import CrossAttentionCache
-
-# Wan2.1-T2V-1.3B's training size, 480 x 832 pixels, in tokens (8x VAE, 2x2 patches).
-OFFICIAL_TRAIN_GRID = (30, 52)
-
-
-def official_window(train_grid: tuple[int, int]) -> tuple[None, int, int]:
-    """FreeSwim's window: all frames and the training grid + 1 made odd (``2 * (n // 2) + 1``).
-
-    The official code uses ``d = base_size // 16 // 2`` and a ``(2d + 1)``-wide window centred
-    on the query, i.e. 31 x 53 tokens for the 30 x 52 grid of Wan2.1 at 480 x 832.
-    """
-    return (None, *(2 * (n // 2) + 1 for n in train_grid))
-
-
-def log_scale(head_dim: int, train_tokens: int) -> float:
-    """FreeSwim's log-scaled softmax scale ``sqrt(log_N(2N) / head_dim)``, N = training tokens per frame.
-
-    The official code fixes N = 30 * 52 (Wan2.1 at 480 x 832), giving ``1.04608 / sqrt(head_dim)``,
-    for both branches whatever the target size.
-    """
-    return math.sqrt(math.log(2 * train_tokens, train_tokens) / head_dim)
+from .official import OFFICIAL_TRAIN_GRID, log_scale
 
 
 @dataclass

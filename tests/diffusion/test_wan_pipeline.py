@@ -124,3 +124,33 @@ def test_patch_errors_are_clear(wan_pipe):
     with pytest.raises(ValueError, match="multiple of"):
         patch(wan_pipe, train_size=(30, 40))
     assert not is_patched(wan_pipe)
+
+
+def test_video_to_video_pipeline_without_cache_context(wan_pipe):
+    """WanVideoToVideoPipeline never calls cache_context: steps are found from the timesteps."""
+    from diffusers import WanVideoToVideoPipeline
+
+    v2v = WanVideoToVideoPipeline.from_pipe(wan_pipe)
+    embeds = dict(zip(("prompt_embeds", "negative_prompt_embeds"), wan_pipe.encode_prompt(PROMPT, NEGATIVE)))
+    video = torch.rand(5, 64, 64, 3, generator=torch.Generator().manual_seed(0)).numpy()
+
+    def run(**options):
+        doubled = []
+        with patched(v2v, train_grid=(2, 2), **options):
+            state = freeswim_state(v2v.transformer)
+            hook = v2v.transformer.register_forward_hook(lambda m, a, o: doubled.append(state.dual))
+            try:
+                with torch.no_grad():
+                    out = v2v(video=video, height=64, width=64, num_inference_steps=4, strength=1.0,
+                              guidance_scale=5.0, generator=torch.Generator().manual_seed(0),
+                              output_type="latent", **embeds).frames
+            finally:
+                hook.remove()
+        return out, doubled
+
+    no_cache, _ = run()
+    every_step, _ = run(cache_every=1)
+    cached, doubled = run(cache_every=2)
+    assert torch.equal(every_step, no_cache)
+    assert doubled == [True, True, False, False, True, True, False, False]
+    assert cached.shape == (1, 16, 2, 8, 8) and not torch.equal(cached, no_cache)

@@ -43,3 +43,21 @@ def wan_pipeline(cls_name: str = "WanPipeline", seed: int = 0):
                                         transformer=transformer.eval(), vae=vae.eval(), scheduler=scheduler)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def ltx_transformer(seed: int = 0):
+    from diffusers import LTXVideoTransformer3DModel
+
+    torch.manual_seed(seed)
+    return LTXVideoTransformer3DModel(in_channels=8, out_channels=8, patch_size=1, patch_size_t=1,
+                                      num_attention_heads=2, attention_head_dim=8, cross_attention_dim=16,
+                                      num_layers=2, caption_channels=TEXT_DIM).eval()
+
+
+def flux_transformer(seed: int = 0):
+    from diffusers import FluxTransformer2DModel
+
+    torch.manual_seed(seed)
+    return FluxTransformer2DModel(patch_size=1, in_channels=4, num_layers=1, num_single_layers=1,
+                                  attention_head_dim=16, num_attention_heads=2, joint_attention_dim=TEXT_DIM,
+                                  pooled_projection_dim=TEXT_DIM, axes_dims_rope=[4, 4, 8]).eval()

@@ -123,6 +123,7 @@ class _AxisTiles:
     keys: Tensor  # (tiles, K) key positions
     mask: Tensor  # (tiles, t, K) bool
     owned: Tensor  # (tiles, t) bool: the tile writes this query's output (edge tiles overlap)
+    pattern: Tensor  # (tiles,) id of the tile's mask (interior tiles share one)
 
 
 def _axis_tiles(n: int, w: int, t: int, device) -> _AxisTiles:
@@ -137,30 +138,36 @@ def _axis_tiles(n: int, w: int, t: int, device) -> _AxisTiles:
     keys = k_start[:, None] + torch.arange(span, device=device)
     q_win = starts[queries][:, :, None]
     mask = (keys[:, None, :] >= q_win) & (keys[:, None, :] < q_win + w)
-    return _AxisTiles(queries, keys, mask, queries >= first[:, None])
+    pattern = torch.unique(mask.flatten(1), dim=0, return_inverse=True)[1]
+    return _AxisTiles(queries, keys, mask, queries >= first[:, None], pattern)
 
 
 def _tile_sizes(grid: Grid, window: Window) -> list[int]:
     """Query tile of the sdpa backend.
 
-    Whole axes where the window covers them (their keys are the same for every query), about a
-    quarter window elsewhere (the gathered box is then at most ~1.25 windows); the largest sides
-    are halved until one tile's mask fits ``_TILE_MASK_ELEMENTS``.
+    Whole axes where the window covers them (every query there has the same keys), about a
+    quarter window elsewhere (the gathered box is then at most ~1.25 windows). Until one tile's
+    mask fits ``_TILE_MASK_ELEMENTS``, the largest windowed side is halved (that also shrinks the
+    box of keys), and the whole axes only after them.
     """
     tile = [n if w >= n else max(1, w // 4) for n, w in zip(grid, window)]
+    windowed = [a for a, (n, w) in enumerate(zip(grid, window)) if w < n]
     while True:
         keys = math.prod(min(n, t + w - 1) for n, w, t in zip(grid, window, tile))
         if math.prod(tile) * keys <= _TILE_MASK_ELEMENTS or max(tile) == 1:
             return tile
-        axis = max(range(len(tile)), key=lambda a: tile[a])
+        shrinkable = [a for a in windowed if tile[a] > 1] or range(len(tile))
+        axis = max(shrinkable, key=lambda a: tile[a])
         tile[axis] = -(-tile[axis] // 2)
 
 
 @dataclass(frozen=True)
 class _GatherPlan:
     axes: tuple[_AxisTiles, ...]
-    q_index: Tensor  # (tiles, tq) grid token index of each tile query
-    k_index: Tensor  # (tiles, K) grid token index of each gathered key
+    tiles: Tensor  # (T, axes) per-axis tile of each query tile, sorted so that equal masks are consecutive
+    pattern: list[int]  # (T,) id of each query tile's mask
+    q_index: Tensor  # (T, tq) grid token index of each tile query
+    k_index: Tensor  # (T, K) grid token index of each gathered key
     inverse: Tensor  # (L,) position of each grid token's output in the concatenated tile outputs
 
 
@@ -176,26 +183,28 @@ def _raster_index(positions: Sequence[Tensor], grid: Grid) -> Tensor:
 @_no_inference
 def _gather_plan(grid: Grid, window: Window, device: torch.device) -> _GatherPlan:
     axes = tuple(_axis_tiles(n, w, t, device) for n, w, t in zip(grid, window, _tile_sizes(grid, window)))
-    counts = [a.queries.shape[0] for a in axes]
-    tile_ids = torch.cartesian_prod(*(torch.arange(c, device=device) for c in counts)).reshape(-1, len(axes))
-    q_index = _raster_index([a.queries[tile_ids[:, i]] for i, a in enumerate(axes)], grid)
-    k_index = _raster_index([a.keys[tile_ids[:, i]] for i, a in enumerate(axes)], grid)
-    owned = _outer_and([a.owned[tile_ids[:, i]][:, :, None] for i, a in enumerate(axes)])[..., 0]
+    tiles = torch.cartesian_prod(*(torch.arange(a.queries.shape[0], device=device) for a in axes))
+    tiles = tiles.reshape(-1, len(axes))
+    pattern = torch.zeros(tiles.shape[0], dtype=torch.long, device=device)
+    for i, a in enumerate(axes):
+        pattern = pattern * (int(a.pattern.max()) + 1) + a.pattern[tiles[:, i]]
+    order = torch.argsort(pattern, stable=True)
+    tiles, pattern = tiles[order], pattern[order]
+    q_index = _raster_index([a.queries[tiles[:, i]] for i, a in enumerate(axes)], grid)
+    k_index = _raster_index([a.keys[tiles[:, i]] for i, a in enumerate(axes)], grid)
+    owned = _outer_and([a.owned[tiles[:, i]][:, :, None] for i, a in enumerate(axes)])[..., 0].flatten()
     inverse = torch.empty(math.prod(grid), dtype=torch.long, device=device)
-    flat_owned = owned.flatten()
-    inverse[q_index.flatten()[flat_owned]] = torch.arange(flat_owned.numel(), device=device)[flat_owned]
-    return _GatherPlan(axes, q_index, k_index, inverse)
+    inverse[q_index.flatten()[owned]] = torch.arange(owned.numel(), device=device)[owned]
+    return _GatherPlan(axes, tiles, pattern.tolist(), q_index, k_index, inverse)
 
 
-def _chunk_mask(plan: _GatherPlan, start: int, stop: int) -> Tensor:
-    """``(tiles, tq, K)`` window mask of tiles ``start:stop`` from the per-axis masks."""
-    counts = [a.queries.shape[0] for a in plan.axes]
-    ids = torch.arange(start, stop, device=plan.q_index.device)
-    per_axis = []
-    for i, a in enumerate(plan.axes):
-        stride = math.prod(counts[i + 1:])
-        per_axis.append(a.mask[(ids // stride) % counts[i]])
-    return _outer_and(per_axis)
+def _chunk_bias(plan: _GatherPlan, start: int, stop: int, global_tokens: int, dtype: torch.dtype) -> Tensor:
+    """Additive ``(tiles, 1, tq, G + K)`` mask of query tiles ``start:stop`` (0 inside, -inf outside)."""
+    mask = _outer_and([a.mask[plan.tiles[start:stop, i]] for i, a in enumerate(plan.axes)])
+    bias = torch.zeros(mask.shape[0], 1, mask.shape[1], global_tokens + mask.shape[2], dtype=dtype,
+                       device=mask.device)
+    bias[..., global_tokens:].masked_fill_(~mask[:, None], -math.inf)
+    return bias
 
 
 def _sdpa_sliding(q: Tensor, k: Tensor, v: Tensor, grid: Grid, window: Window, scale: float, global_tokens: int):
@@ -210,17 +219,19 @@ def _sdpa_sliding(q: Tensor, k: Tensor, v: Tensor, grid: Grid, window: Window, s
     chunk = max(1, _CHUNK_ELEMENTS // (tile_keys * (tile_queries + b * h * (d + v.shape[-1]))))
     # one buffer for all tile outputs: appending small outputs between the large gathers fragments the heap
     out = q.new_empty(b * h, tiles * tile_queries, v.shape[-1])
+    bias, bias_key = None, None
     for start in range(0, tiles, chunk):
         stop = min(start + chunk, tiles)
         qi, ki = plan.q_index[start:stop], plan.k_index[start:stop]
-        mask = _chunk_mask(plan, start, stop)
+        if bias_key != plan.pattern[start:stop]:  # tiles are sorted by mask: consecutive chunks share it
+            bias_key = plan.pattern[start:stop]
+            bias = _chunk_bias(plan, start, stop, global_tokens, q.dtype)
         keys, values = k_grid[:, ki].transpose(0, 1), v_grid[:, ki].transpose(0, 1)  # tiles, bh, K, d
         if global_tokens:
             keys = torch.cat([k_global.expand(stop - start, -1, -1, -1), keys], dim=2)
             values = torch.cat([v_global.expand(stop - start, -1, -1, -1), values], dim=2)
-            mask = F.pad(mask, (global_tokens, 0), value=True)
-        tile_out = F.scaled_dot_product_attention(q_grid[:, qi].transpose(0, 1), keys, values,
-                                                  attn_mask=mask[:, None], scale=scale)
+        tile_out = F.scaled_dot_product_attention(q_grid[:, qi].transpose(0, 1), keys, values, attn_mask=bias,
+                                                  scale=scale)
         out[:, start * tile_queries:stop * tile_queries] = tile_out.transpose(0, 1).flatten(1, 2)
     out = out[:, plan.inverse]
     if global_tokens:  # global queries attend every key

@@ -19,7 +19,8 @@ _EXPORTS = {
     "LTXSelfAttnProcessor": "processors", "WanSelfAttnProcessor": "processors",
     "FreeSwimState": "state",
     "OFFICIAL": "official", "OFFICIAL_TRAIN_GRID": "official", "log_scale": "official", "official_window": "official",
-    "freeswim_state": "patch", "is_patched": "patch", "patch": "patch", "patched": "patch", "unpatch": "patch",
+    "freeswim_state": "patching", "is_patched": "patching", "patch": "patching", "patched": "patching",
+    "unpatch": "patching",
     "coarse_to_fine": "recipe",
 }
 

@@ -104,6 +104,10 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
+    try:
+        import transformers  # noqa: F401  (Wan's UMT5 text encoder)
+    except ImportError:
+        return _fail("loading a Wan model needs transformers: pip install 'restoregen[freeswim]'")
     from .recipe import coarse_to_fine
 
     try:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .official import OFFICIAL, OFFLOAD
-from .patch import patched
+from .patching import patched
 
 
 def load_wan(model_dir: str | os.PathLike, dtype: torch.dtype | None = None):
@@ -73,7 +73,7 @@ def coarse_to_fine(model, prompt: str, negative_prompt: str | None = None, *,
         model: a local Wan diffusers folder, or a loaded ``WanPipeline``.
         train_size: the model's training size ``(height, width)``: the first pass runs there, and it
             sets FreeSwim's window and scale.
-        cache_every / cache_device: FreeSwim's cache mode (see :func:`~.patch.patch`).
+        cache_every / cache_device: FreeSwim's cache mode (see :func:`~.patching.patch`).
         offload: ``"none"``, ``"model"`` or ``"sequential"`` CPU offload of the pipelines (CUDA only).
         return_base: also return the first-pass video at the training size.
 

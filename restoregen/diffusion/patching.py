@@ -113,8 +113,9 @@ def _bind(module: nn.Module, args: tuple, kwargs: dict) -> inspect.BoundArgument
     return inspect.signature(module.forward).bind(*args, **kwargs)
 
 
-def _double(x):
-    return torch.cat([x, x], dim=0) if isinstance(x, Tensor) and x.dim() > 0 else x
+def _double(x, rows: int):
+    """``[x; x]`` for per-row tensors; anything else (scalars, shared tensors) unchanged."""
+    return torch.cat([x, x], dim=0) if isinstance(x, Tensor) and x.dim() > 0 and x.shape[0] == rows else x
 
 
 def _window_rows(output, rows: int):
@@ -154,7 +155,7 @@ def _install_hooks(model: nn.Module, family: _Family, state: FreeSwimState) -> l
         if state.dual:
             for name in family.batched:
                 if name in bound.arguments:
-                    bound.arguments[name] = _double(bound.arguments[name])
+                    bound.arguments[name] = _double(bound.arguments[name], state.call_batch)
         return bound.args, bound.kwargs
 
     def merge_branches(module, args, kwargs, output):
@@ -218,12 +219,20 @@ def patch(pipe, method: str = "freeswim", *, train_size: int | tuple[int, int] |
         raise ValueError(f"{type(pipe).__name__} has no model FreeSwim can patch (supported: {supported})")
     if any(hasattr(m, _ATTRIBUTE) for m in models):
         raise ValueError(f"{type(pipe).__name__} is patched already; unpatch it first")
+    if window is not None and len(window) != 3:
+        raise ValueError(f"window {window} must be (frames, height, width) in tokens, None = whole axis")
+    states = []  # validate everything before changing anything
     for model in models:
         family = _family(model)
+        if cache_every and not family.dual:
+            raise ValueError(f"{type(model).__name__} has no cross-attention to cache (joint attention); "
+                             "drop cache_every")
         grid = tuple(train_grid) if train_grid is not None else _train_grid(pipe, model, family, train_size)
-        state = FreeSwimState(window=tuple(window) if window is not None else official_window(grid),
-                              scale=scale, train_grid=grid, dual=family.dual,
-                              cache=CrossAttentionCache(cache_every, cache_device) if cache_every else None)
+        states.append(FreeSwimState(window=tuple(window) if window is not None else official_window(grid),
+                                    scale=scale, train_grid=grid, dual=family.dual,
+                                    cache=CrossAttentionCache(cache_every, cache_device) if cache_every else None))
+    for model, state in zip(models, states):
+        family = _family(model)
         record = _Patch(state, {})
         for name, module in model.named_modules():
             kind = family.kind_of(name) if hasattr(module, "set_processor") else None

@@ -1,5 +1,6 @@
 """FreeSwim on tiny random LTX-Video and Flux transformers, called directly."""
 
+import pytest
 import torch
 
 from restoregen.attention import sliding_window_mask
@@ -36,6 +37,8 @@ def test_ltx_dual_path_windows_and_overrides():
             out = patched_model(**inputs)[0]
             state = freeswim_state(model)
             assert state.grid == (2, 8, 12) and state.window == (None, 5, 7)
+            as_output = patched_model(**{**inputs, "return_dict": True}).sample
+            assert torch.equal(as_output, out)
         after = model(**inputs)[0]
     for hook in hooks:
         hook.remove()
@@ -94,3 +97,9 @@ def test_flux_text_tokens_stay_global():
         stock = model(**inputs)[0]
     assert (out - reference).abs().max() <= 1e-5
     assert (out - stock).abs().max() > 1e-4
+
+
+def test_flux_refuses_cache_mode():
+    with pytest.raises(ValueError, match="no cross-attention to cache"):
+        with patched(flux_transformer(), cache_every=2):
+            pass

@@ -131,3 +131,15 @@ def test_bad_arguments_are_reported():
         sliding_window_attention(q, q, q, (3, 5), (3, 3))
     with pytest.raises(ValueError, match="positive"):
         sliding_window_attention(q, q, q, (3, 4), (0, 3))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("backend", ("sdpa", "flex"))
+def test_cuda_bf16_matches_math(backend):
+    torch.manual_seed(0)
+    grid, window = (3, 24, 40), (None, 9, 17)
+    q, k, v = (torch.randn(2, 4, 3 * 24 * 40 + 7, 64, device="cuda") for _ in range(3))
+    ref = sliding_window_attention(q, k, v, grid, window, global_tokens=7, backend="math")
+    out = sliding_window_attention(*(t.bfloat16() for t in (q, k, v)), grid, window, global_tokens=7, backend=backend)
+    assert (out.float() - ref).abs().max() <= 3e-2

@@ -25,6 +25,7 @@ from .channel import (
 )
 from .dynamic import DYNAMIC_CONV_METHODS, dynamic_depthwise_conv
 from .modules import WindowAttention, WindowAttentionCore, merge_heads, qkv_heads, split_heads
+from .sliding import sliding_window_attention, sliding_window_mask
 from .windows import (
     map_windows,
     overlap_relative_position_index,
@@ -49,4 +50,5 @@ __all__ = [
     "relative_position_index", "shifted_window_mask", "to_pair", "window_layout", "window_merge", "window_partition",
     "CHANNEL_ATTENTION_ACTIVATIONS", "channel_attention", "channel_self_attention", "tlc_grid", "tlc_merge",
     "tlc_partition", "DYNAMIC_CONV_METHODS", "dynamic_depthwise_conv",
+    "sliding_window_attention", "sliding_window_mask",
 ]

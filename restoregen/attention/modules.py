@@ -13,6 +13,7 @@ from .windows import (
     relative_position_index,
     shifted_window_mask,
     to_pair,
+    WindowLayout,
     window_layout,
 )
 
@@ -58,13 +59,29 @@ class WindowAttentionCore(nn.Module):
             self.register_buffer("relative_position_index", index.clone())
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
 
-    def bias(self, index: Tensor | None = None) -> Tensor:
-        """The ``(heads, N, N)`` relative-position bias."""
+    def bias(self, index: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
+        """The ``(heads, N, N)`` relative-position bias, plus an ``(N, N)`` ``mask`` if given.
+
+        Without autograd (inference) the result is cached per mask until the table changes.
+        """
         if index is None:
             index = getattr(self, "relative_position_index", None)
+        table = self.relative_position_bias_table
         if index is None:
-            index = relative_position_index(self.window_size, self.relative_position_bias_table.device)
-        return relative_position_bias(self.relative_position_bias_table, index)
+            index = relative_position_index(self.window_size, table.device)
+        if torch.is_grad_enabled() or torch.compiler.is_compiling():
+            bias = relative_position_bias(table, index)
+            return bias if mask is None else bias + mask
+        cache = self.__dict__.setdefault("_bias_cache", {})
+        table_key = (table.data_ptr(), table._version, index.data_ptr(), torch.is_inference_mode_enabled())
+        if cache.get("table") != table_key:
+            cache.clear()
+            cache["table"] = table_key
+        mask_key = None if mask is None else (mask.data_ptr(), mask.dtype)
+        if mask_key not in cache:
+            bias = relative_position_bias(table, index).contiguous()
+            cache[mask_key] = bias if mask is None else bias + mask
+        return cache[mask_key]
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None,
                 index: Tensor | None = None) -> Tensor:
@@ -80,27 +97,40 @@ class WindowAttentionCore(nn.Module):
         """(Shifted) window attention of a channels-last map.
 
         ``qkv``: ``(B, H, W, 3C)``, the projected q, k, v side by side, H and W multiples of the
-        window; returns ``(B, H, W, C)``. The ``math`` backend follows the official data movement
-        (cyclic shift, partition, one ``(nW, N, N)`` mask, merge, shift back) and uses ``mask`` if
-        given. The other backends gather windows with a cached :class:`WindowLayout` and attend
-        group by group with one ``(N, N)`` mask each, so nothing grows with windows x heads x N².
+        window; returns ``(B, H, W, C)``.
+
+        The ``math`` backend follows the official data movement: cyclic shift, partition, one
+        ``(nW, N, N)`` mask (``mask`` if given), merge, shift back. The other backends gather the
+        windows with a cached :class:`WindowLayout` and attend group by group, each group with its
+        bias and ``(N, N)`` mask combined once, so nothing grows with windows x heads x N².
         """
-        _, height, width, _ = qkv.shape
-        window = self.window_size
-        if resolve_backend(qkv) == "math":
-            if shift and mask is None:
-                mask = shifted_window_mask(height, width, window, shift, qkv.device, qkv.dtype)
-            return map_windows(lambda windows: WindowAttentionCore.forward(self, *windows.chunk(3, dim=-1),
-                                                                   mask if shift else None, index),
-                               qkv, window, shift)
-        layout = window_layout(height, width, window, (shift, shift), qkv.device, qkv.dtype)
-        q, k, v = qkv_heads(layout.partition(qkv), self.num_heads)
-        bias = self.bias(index)
+        layout = self._layout(qkv, shift)
+        if layout is None:
+            mask = self._official_mask(qkv, shift, mask)
+            return map_windows(lambda windows: WindowAttentionCore.forward(self, *windows.chunk(3, dim=-1), mask, index),
+                               qkv, self.window_size, shift)
+        return layout.merge(self._attend_layout(layout.partition(qkv), layout, index))
+
+    def _layout(self, x: Tensor, shift: int) -> WindowLayout | None:
+        """The window layout for the fast path, or None when the ``math`` backend runs."""
+        if resolve_backend(x) == "math":
+            return None
+        return window_layout(x.shape[1], x.shape[2], self.window_size, (shift, shift), x.device, x.dtype)
+
+    def _official_mask(self, x: Tensor, shift: int, mask: Tensor | None) -> Tensor | None:
+        if not shift:
+            return None
+        return mask if mask is not None else shifted_window_mask(x.shape[1], x.shape[2], self.window_size, shift,
+                                                                 x.device, x.dtype)
+
+    def _attend_layout(self, qkv: Tensor, layout: WindowLayout, index: Tensor | None) -> Tensor:
+        """Attention of fused ``(B, nW, N, 3C)`` windows in ``layout`` order -> ``(B, nW, N, C)``."""
+        q, k, v = qkv_heads(qkv, self.num_heads)
         dropout_p = self.attn_drop if self.training else 0.0
-        outs = [merge_heads(attend(q[:, g.start:g.stop], k[:, g.start:g.stop], v[:, g.start:g.stop], bias=bias,
-                                   mask=g.mask, scale=self.scale, dropout_p=dropout_p))
+        outs = [merge_heads(attend(q[:, g.start:g.stop], k[:, g.start:g.stop], v[:, g.start:g.stop],
+                                   bias=self.bias(index, g.mask), scale=self.scale, dropout_p=dropout_p))
                 for g in layout.groups]
-        return layout.merge(outs[0] if len(outs) == 1 else torch.cat(outs, dim=1))
+        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
 
 
 class WindowAttention(WindowAttentionCore):
@@ -125,5 +155,13 @@ class WindowAttention(WindowAttentionCore):
         return self.proj_drop(self.proj(super().forward(q, k, v, mask, index)))
 
     def forward_map(self, x: Tensor, shift: int = 0, mask: Tensor | None = None, index: Tensor | None = None) -> Tensor:
-        """(Shifted) window self-attention of a channels-last map ``(B, H, W, C)`` (see the core's)."""
-        return self.proj_drop(self.proj(super().forward_map(self.qkv(x), shift, mask, index)))
+        """(Shifted) window self-attention of a channels-last map ``(B, H, W, C)`` (see the core's).
+
+        On the fast path the windows are gathered before the qkv projection (a third of the bytes).
+        """
+        layout = self._layout(x, shift)
+        if layout is None:
+            mask = self._official_mask(x, shift, mask)
+            return map_windows(lambda windows: self(windows, mask, index), x, self.window_size, shift)
+        out = self._attend_layout(self.qkv(layout.partition(x)), layout, index)
+        return layout.merge(self.proj_drop(self.proj(out)))

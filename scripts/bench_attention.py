@@ -22,17 +22,13 @@ from collections.abc import Callable
 import torch
 
 from restoregen.archs import build
+from restoregen.bench import DLGSANET_LIGHT_X4, DRCT_X4, HAT_S_X4
 from restoregen.attention import (
     WindowAttention,
     attention_backend,
     available_backends,
     dynamic_depthwise_conv,
 )
-
-HAT_S_X4 = dict(upscale=4, in_chans=3, img_size=64, window_size=16, compress_ratio=24, squeeze_factor=24,
-                conv_scale=0.01, overlap_ratio=0.5, img_range=1.0, depths=[6] * 6, embed_dim=144, num_heads=[6] * 6,
-                mlp_ratio=2, upsampler="pixelshuffle", resi_connection="1conv")
-
 
 def hat_window_attention(shifted: bool) -> Callable[[], object]:
     """HAT's (shifted) window attention on a 64x64 map: window 16, dim 180, 6 heads (head size 30)."""
@@ -48,16 +44,6 @@ def hat_s_forward() -> Callable[[], object]:
     model = build("HAT", **HAT_S_X4).eval()
     x = torch.rand(1, 3, 64, 64)
     return lambda: model(x)
-
-
-DRCT_X4 = dict(upscale=4, in_chans=3, img_size=64, window_size=16, compress_ratio=3, squeeze_factor=30,
-               conv_scale=0.01, overlap_ratio=0.5, img_range=1.0, depths=[6] * 6, embed_dim=180, num_heads=[6] * 6,
-               mlp_ratio=2, upsampler="pixelshuffle", resi_connection="1conv")
-DLGSANET_LIGHT_X4 = dict(upscale=4, in_chans=3, dim=48, groups=4, blocks=3, buildblock_type="sparseedge",
-                         window_size=7, idynamic_num_heads=6, idynamic_ffn_type="GDFN",
-                         idynamic_ffn_expansion_factor=2.0, idynamic=True, restormer_num_heads=6,
-                         restormer_ffn_type="GDFN", restormer_ffn_expansion_factor=2.0, tlc_flag=True, tlc_kernel=48,
-                         activation="relu", body_norm=False, img_range=1.0, upsampler="pixelshuffledirect")
 
 
 def drct_forward() -> Callable[[], object]:

@@ -93,7 +93,7 @@ class DynamicDWConv(nn.Module):
             nn.Conv2d(hidden, hidden, kernel_size, padding=kernel_size // 2, groups=hidden, bias=bias),
         )
         self.conv2 = nn.Sequential(nn.Conv2d(hidden, kernel_size**2 * self.groups, 1, bias=bias))
-        self.method = "shift"  # or "unfold": see dynamic_depthwise_conv
+        self.method: str | None = None  # "shift", "unfold", or None: by the attention backend
 
     def forward(self, x: Tensor) -> Tensor:
         b, _, height, width = x.shape

@@ -11,10 +11,12 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
+from .backends import resolve_backend
+
 DYNAMIC_CONV_METHODS = ("shift", "unfold")
 
 
-def dynamic_depthwise_conv(x: Tensor, weight: Tensor, method: str = "shift") -> Tensor:
+def dynamic_depthwise_conv(x: Tensor, weight: Tensor, method: str | None = None) -> Tensor:
     """Per-pixel depthwise convolution, zero-padded to keep the size (stride 1).
 
     ``out[b, c, h, w] = sum_ij weight[b, c // (C // G), i, j, h, w] * x[b, c, h + i - p, w + j - p]``
@@ -24,11 +26,12 @@ def dynamic_depthwise_conv(x: Tensor, weight: Tensor, method: str = "shift") -> 
     Args:
         x: ``(B, C, H, W)``.
         weight: ``(B, G, k, k, H, W)`` kernels, ``k`` odd and ``C`` a multiple of ``G``.
-        method: ``"shift"`` (default) adds the ``k*k`` shifted copies of the zero-padded input,
-            each scaled by its kernel tap: nothing larger than the input is materialised, and the
-            backward keeps only views. ``"unfold"`` is the explicit im2col computation, which
-            materialises ``k*k`` copies of the input; it is the reference the other is tested
-            and benchmarked against.
+        method: ``"shift"`` adds the ``k*k`` shifted copies of the zero-padded input, each scaled
+            by its kernel tap: nothing larger than the input is materialised, and the backward
+            keeps only views. ``"unfold"`` is the explicit im2col computation of the official
+            kernel, which materialises ``k*k`` copies of the input; it is the reference the other
+            is tested and benchmarked against. ``None`` follows the attention backend: ``unfold``
+            under ``math`` (the explicit reference path), ``shift`` otherwise.
     """
     b, c, height, width = x.shape
     if weight.dim() != 6 or weight.shape[0] != b or weight.shape[-2:] != (height, width):
@@ -39,6 +42,8 @@ def dynamic_depthwise_conv(x: Tensor, weight: Tensor, method: str = "shift") -> 
     if c % groups:
         raise ValueError(f"{c} channels cannot be split into {groups} kernel groups")
     pad = (kh - 1) // 2
+    if method is None:
+        method = "unfold" if resolve_backend(x) == "math" else "shift"
     if method == "unfold":
         columns = F.unfold(x, kh, padding=pad).view(b, groups, c // groups, kh * kw, height, width)
         out = (columns * weight.reshape(b, groups, 1, kh * kw, height, width)).sum(3)

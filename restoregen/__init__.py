@@ -10,8 +10,9 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"attention", "archs", "cli"}
-_FUNCTIONS = {"build": "archs", "list_archs": "archs", "attention_backend": "attention", "attend": "attention"}
+_SUBMODULES = {"attention", "archs", "cli", "inference"}
+_FUNCTIONS = {"build": "archs", "list_archs": "archs", "attention_backend": "attention", "attend": "attention",
+              "load_model": "inference"}
 
 __all__ = ["__version__", *sorted(_SUBMODULES), *sorted(_FUNCTIONS)]
 

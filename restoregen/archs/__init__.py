@@ -4,7 +4,8 @@
 the module's ``state_dict()`` has the official key names and shapes.
 """
 
-from . import hat  # noqa: F401  (registers HAT)
+from . import dlgsanet, drct, hat, styleswin  # noqa: F401  (register the networks)
+from .detect import UnknownArchitecture, detect
 from .registry import build, get_arch, list_archs, register, register_with_basicsr
 
-__all__ = ["build", "get_arch", "list_archs", "register", "register_with_basicsr"]
+__all__ = ["UnknownArchitecture", "build", "detect", "get_arch", "list_archs", "register", "register_with_basicsr"]

@@ -12,7 +12,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from ..attention import WindowAttention, pad_to_multiple, shifted_window_mask, window_merge, window_partition
+from ..attention import WindowAttention, pad_to_multiple, shifted_window_mask, to_pair
+from ..attention.windows import Pair
 
 
 class DropPath(nn.Module):
@@ -35,7 +36,7 @@ class DropPath(nn.Module):
 
 def drop_path_rates(depths: list[int] | tuple[int, ...], rate: float) -> list[list[float]]:
     """Linearly increasing stochastic-depth rates, split per stage (the Swin rule)."""
-    rates = torch.linspace(0, rate, sum(depths)).tolist()
+    rates = torch.linspace(0, rate, sum(depths), device="cpu").tolist()
     starts = [sum(depths[:i]) for i in range(len(depths))]
     return [rates[start:start + depth] for start, depth in zip(starts, depths)]
 
@@ -116,25 +117,40 @@ class Upsample(nn.Sequential):
         super().__init__(*layers)
 
 
+class UpsampleOneStep(nn.Sequential):
+    """One conv to ``scale**2 * out_chans`` channels and one PixelShuffle (lightweight SR heads)."""
+
+    def __init__(self, scale: int, num_feat: int, out_chans: int) -> None:
+        super().__init__(nn.Conv2d(num_feat, scale * scale * out_chans, 3, 1, 1), nn.PixelShuffle(scale))
+
+
 class SwinBlock(nn.Module):
     """Swin transformer block on a channels-last map.
 
     ``x + attn(norm1(x)) [+ conv_block(norm1(x)) * conv_scale]``, then ``x + mlp(norm2(x))``; the
     attention runs in (cyclically shifted) windows. ``conv_block`` is HAT's parallel convolution
     branch (HAB); without it this is the SwinIR/DRCT block.
+
+    With ``mask_resolution`` a shifted block stores its mask for that map size as the persistent
+    buffer ``attn_mask`` (as SwinIR-style checkpoints such as DRCT's carry it) and, like the
+    official code, uses the stored mask whenever the map has exactly that size.
     """
 
     def __init__(self, dim: int, num_heads: int, window_size: int, shift_size: int = 0, mlp_ratio: float = 4.0,
                  qkv_bias: bool = True, qk_scale: float | None = None, drop: float = 0.0, attn_drop: float = 0.0,
                  drop_path: float = 0.0, act_layer: type[nn.Module] = nn.GELU,
                  norm_layer: type[nn.Module] = nn.LayerNorm, conv_block: nn.Module | None = None,
-                 conv_scale: float = 1.0, store_index: bool = False) -> None:
+                 conv_scale: float = 1.0, store_index: bool = False, mask_resolution: int | Pair | None = None) -> None:
         super().__init__()
         if not 0 <= shift_size < window_size:
             raise ValueError(f"shift_size {shift_size} must be in [0, window_size={window_size})")
         self.dim = dim
         self.window_size = window_size
         self.shift_size = shift_size
+        self.mask_resolution = to_pair(mask_resolution) if shift_size and mask_resolution is not None else None
+        if self.mask_resolution is not None:
+            mask = shifted_window_mask(*self.mask_resolution, window_size, shift_size, torch.get_default_device())
+            self.register_buffer("attn_mask", mask.clone())
         self.norm1 = norm_layer(dim)
         self.attn = WindowAttention(dim, window_size, num_heads, qkv_bias=qkv_bias, qk_scale=qk_scale,
                                     attn_drop=attn_drop, proj_drop=drop, store_index=store_index)
@@ -146,15 +162,9 @@ class SwinBlock(nn.Module):
 
     def window_attention(self, x: Tensor, mask: Tensor | None = None, index: Tensor | None = None) -> Tensor:
         """(Shifted) window self-attention of a ``(B, H, W, C)`` map; H, W multiples of the window."""
-        _, height, width, _ = x.shape
-        shift, window = self.shift_size, self.window_size
-        if shift:
-            x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
-            if mask is None:
-                mask = shifted_window_mask(height, width, window, shift, x.device, x.dtype)
-        windows = self.attn(window_partition(x, window), mask if shift else None, index)
-        x = window_merge(windows, window, height, width)
-        return torch.roll(x, shifts=(shift, shift), dims=(1, 2)) if shift else x
+        if self.shift_size and mask is None and self.mask_resolution == tuple(x.shape[1:3]):
+            mask = self.attn_mask.to(x.dtype)  # official: the stored mask at its own size (same values)
+        return self.attn.forward_map(x, self.shift_size, mask, index)
 
     def forward(self, x: Tensor, mask: Tensor | None = None, index: Tensor | None = None) -> Tensor:
         y = self.norm1(x)
@@ -186,52 +196,54 @@ def run_blocks(blocks: nn.ModuleList, x: Tensor, use_checkpoint: bool, *args) ->
 
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K mean of the SwinIR family
+UPSAMPLERS = ("pixelshuffle", "pixelshuffledirect", "")
 
 
-class SwinSRFrame(nn.Module):
-    """The SwinIR-style frame shared by HAT and DRCT.
+class SRNetwork(nn.Module):
+    """What the super-resolution networks share around their bodies.
 
-    ``conv_first`` (shallow features) -> ``patch_embed`` -> residual groups ``layers`` on a
-    channels-last map -> ``norm`` -> ``conv_after_body`` + long skip -> pixel-shuffle
-    reconstruction. The input is shifted by the dataset mean and scaled by ``img_range``; any size
-    is accepted: it is reflect-padded to a multiple of ``size_multiple`` and the output cropped.
-
-    A subclass calls :meth:`_build_head`, builds ``self.layers``, calls :meth:`_build_tail` (this
-    keeps the official state-dict order) and implements :meth:`forward_body`.
+    The input is shifted by the dataset mean and scaled by ``img_range`` (and back at the end);
+    any size is accepted: it is reflect-padded to a multiple of ``size_multiple`` and the output
+    cropped. The reconstruction head is one of SwinIR's: ``'pixelshuffle'`` (conv + LeakyReLU,
+    conv/PixelShuffle stages, conv), ``'pixelshuffledirect'`` (one conv + PixelShuffle) or ``''``
+    (one conv, no upscaling). A subclass implements :meth:`forward_image` on the normalised image.
     """
 
     size_multiple: int = 1
 
-    def _build_head(self, in_chans: int, embed_dim: int, img_range: float, patch_norm: bool,
-                    norm_layer: type[nn.Module]) -> None:
+    def _build_mean(self, in_chans: int, img_range: float) -> None:
         self.in_chans = in_chans
-        self.embed_dim = embed_dim
         self.img_range = img_range
         mean = torch.tensor(RGB_MEAN).view(1, 3, 1, 1) if in_chans == 3 else torch.zeros(1, 1, 1, 1)
         self.register_buffer("mean", mean, persistent=False)
-        self.conv_first = nn.Conv2d(in_chans, embed_dim, 3, 1, 1)
-        self.patch_embed = PatchEmbed(embed_dim, norm_layer if patch_norm else None)
 
-    def _build_tail(self, embed_dim: int, upscale: int, upsampler: str, resi_connection: str,
-                    norm_layer: type[nn.Module], arch: str, num_feat: int = 64) -> None:
-        if upsampler != "pixelshuffle":
-            raise ValueError(f"{arch}: upsampler {upsampler!r} is not supported; the official {arch} "
-                             "implements only 'pixelshuffle'")
+    def _build_reconstruction(self, embed_dim: int, upscale: int, upsampler: str, arch: str,
+                              num_feat: int = 64) -> None:
         self.upscale = upscale
         self.upsampler = upsampler
-        self.norm = norm_layer(embed_dim)
-        self.conv_after_body = residual_conv(embed_dim, resi_connection, arch)
-        self.conv_before_upsample = nn.Sequential(nn.Conv2d(embed_dim, num_feat, 3, 1, 1), nn.LeakyReLU(inplace=True))
-        self.upsample = Upsample(upscale, num_feat)
-        self.conv_last = nn.Conv2d(num_feat, self.in_chans, 3, 1, 1)
+        if upsampler == "pixelshuffle":
+            self.conv_before_upsample = nn.Sequential(nn.Conv2d(embed_dim, num_feat, 3, 1, 1),
+                                                      nn.LeakyReLU(inplace=True))
+            self.upsample = Upsample(upscale, num_feat)
+            self.conv_last = nn.Conv2d(num_feat, self.in_chans, 3, 1, 1)
+        elif upsampler == "pixelshuffledirect":
+            self.upsample = UpsampleOneStep(upscale, embed_dim, self.in_chans)
+        elif upsampler == "":
+            self.conv_last = nn.Conv2d(embed_dim, self.in_chans, 3, 1, 1)
+        else:
+            raise ValueError(f"{arch}: upsampler {upsampler!r} is not supported; use one of {UPSAMPLERS}")
 
-    def forward_body(self, x: Tensor) -> Tensor:
-        """Residual groups on the channels-last map ``(B, H, W, C)``."""
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """Features ``(B, embed_dim, H, W)`` -> image ``(B, in_chans, sH, sW)``."""
+        if self.upsampler == "pixelshuffle":
+            return self.conv_last(self.upsample(self.conv_before_upsample(x)))
+        if self.upsampler == "pixelshuffledirect":
+            return self.upsample(x)
+        return self.conv_last(x)
+
+    def forward_image(self, x: Tensor) -> Tensor:
+        """The network on the normalised, padded image."""
         raise NotImplementedError
-
-    def forward_features(self, x: Tensor) -> Tensor:
-        x = self.forward_body(self.patch_embed(x))
-        return self.norm(x).permute(0, 3, 1, 2)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4 or x.shape[1] != self.in_chans:
@@ -239,12 +251,66 @@ class SwinSRFrame(nn.Module):
         height, width = x.shape[-2:]
         x = pad_to_multiple(x, self.size_multiple)
         mean = self.mean.to(x.dtype)
-        x = (x - mean) * self.img_range
+        x = self.forward_image((x - mean) * self.img_range)
+        x = x / self.img_range + mean
+        scale = self.upscale if self.upsampler else 1
+        return x[..., : height * scale, : width * scale]
+
+
+class SwinSRFrame(SRNetwork):
+    """The SwinIR-style frame shared by HAT and DRCT.
+
+    ``conv_first`` (shallow features) -> ``patch_embed`` [+ ``absolute_pos_embed``] -> residual
+    groups ``layers`` on a channels-last map -> ``norm`` -> ``conv_after_body`` + long skip ->
+    pixel-shuffle reconstruction.
+
+    A subclass calls :meth:`_build_head`, builds ``self.layers``, calls :meth:`_build_tail` (this
+    keeps the official state-dict order) and implements :meth:`forward_body`.
+    """
+
+    def _build_head(self, in_chans: int, embed_dim: int, img_range: float, patch_norm: bool,
+                    norm_layer: type[nn.Module], ape: bool = False, resolution: int | Pair = 0,
+                    drop_rate: float = 0.0) -> None:
+        self._build_mean(in_chans, img_range)
+        self.embed_dim = embed_dim
+        self.conv_first = nn.Conv2d(in_chans, embed_dim, 3, 1, 1)
+        self.patch_embed = PatchEmbed(embed_dim, norm_layer if patch_norm else None)
+        self.ape = ape
+        if ape:  # absolute position embedding: fixes the input size to img_size
+            rows, cols = to_pair(resolution)
+            self.absolute_pos_embed = nn.Parameter(torch.zeros(1, rows * cols, embed_dim))
+            nn.init.trunc_normal_(self.absolute_pos_embed, std=0.02)
+        self.pos_drop = nn.Dropout(p=drop_rate)
+
+    def _build_tail(self, embed_dim: int, upscale: int, upsampler: str, resi_connection: str,
+                    norm_layer: type[nn.Module], arch: str, num_feat: int = 64) -> None:
+        if upsampler != "pixelshuffle":
+            raise ValueError(f"{arch}: upsampler {upsampler!r} is not supported; the official {arch} "
+                             "implements only 'pixelshuffle'")
+        self.norm = norm_layer(embed_dim)
+        self.conv_after_body = residual_conv(embed_dim, resi_connection, arch)
+        self._build_reconstruction(embed_dim, upscale, upsampler, arch, num_feat)
+
+    def forward_body(self, x: Tensor) -> Tensor:
+        """Residual groups on the channels-last map ``(B, H, W, C)``."""
+        raise NotImplementedError
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        x = self.patch_embed(x)
+        if self.ape:
+            b, h, w, c = x.shape
+            pixels = self.absolute_pos_embed.shape[1]
+            if h * w != pixels:
+                raise ValueError(f"{type(self).__name__} with ape=True needs inputs of {pixels} pixels "
+                                 f"(img_size squared), got {h}x{w} after padding")
+            x = x + self.absolute_pos_embed.view(1, h, w, c)
+        x = self.forward_body(self.pos_drop(x))
+        return self.norm(x).permute(0, 3, 1, 2)
+
+    def forward_image(self, x: Tensor) -> Tensor:
         x = self.conv_first(x)
         x = self.conv_after_body(self.forward_features(x)) + x
-        x = self.conv_last(self.upsample(self.conv_before_upsample(x)))
-        x = x / self.img_range + mean
-        return x[..., : height * self.upscale, : width * self.upscale]
+        return self.reconstruct(x)
 
 
 def residual_conv(dim: int, resi_connection: str, arch: str) -> nn.Module:
@@ -257,6 +323,7 @@ def residual_conv(dim: int, resi_connection: str, arch: str) -> nn.Module:
 
 
 __all__ = [
-    "CAB", "ChannelAttention", "DropPath", "Mlp", "PatchEmbed", "RGB_MEAN", "SwinBlock", "SwinSRFrame", "Upsample",
-    "drop_path_rates", "init_transformer_weights", "residual_conv", "run_blocks",
+    "CAB", "ChannelAttention", "DropPath", "Mlp", "PatchEmbed", "RGB_MEAN", "SRNetwork", "SwinBlock", "SwinSRFrame",
+    "UPSAMPLERS", "Upsample", "UpsampleOneStep", "drop_path_rates", "init_transformer_weights", "residual_conv",
+    "run_blocks",
 ]

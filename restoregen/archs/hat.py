@@ -123,12 +123,7 @@ class HAT(SwinSRFrame):
         self.register_buffer("relative_position_index_SA", relative_position_index((window_size, window_size)).clone())
         self.register_buffer("relative_position_index_OCA",
                              overlap_relative_position_index(window_size, overlap_window).clone())
-        self._build_head(in_chans, embed_dim, img_range, patch_norm, norm_layer)
-        self.ape = ape
-        if ape:
-            self.absolute_pos_embed = nn.Parameter(torch.zeros(1, resolution * resolution, embed_dim))
-            nn.init.trunc_normal_(self.absolute_pos_embed, std=0.02)
-        self.pos_drop = nn.Dropout(p=drop_rate)
+        self._build_head(in_chans, embed_dim, img_range, patch_norm, norm_layer, ape, resolution, drop_rate)
         self.layers = nn.ModuleList(
             RHAG(embed_dim, resi_connection, depth=depth, num_heads=heads, window_size=window_size,
                  shift_size=shift_size, compress_ratio=compress_ratio, squeeze_factor=squeeze_factor,
@@ -140,13 +135,6 @@ class HAT(SwinSRFrame):
         self.apply(init_transformer_weights)
 
     def forward_body(self, x: Tensor) -> Tensor:
-        if self.ape:
-            b, h, w, c = x.shape
-            if h * w != self.absolute_pos_embed.shape[1]:
-                raise ValueError(f"HAT with ape=True needs inputs of {self.absolute_pos_embed.shape[1]} pixels "
-                                 f"(img_size squared), got {h}x{w} after padding")
-            x = x + self.absolute_pos_embed.view(1, h, w, c)
-        x = self.pos_drop(x)
         for layer in self.layers:
             x = layer(x, self.relative_position_index_SA, self.relative_position_index_OCA)
         return x

@@ -101,10 +101,13 @@ def attend(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None = None, mask: Te
     """
     if scale is None:
         scale = q.shape[-1] ** -0.5
+    return _IMPLEMENTATIONS[resolve_backend(q, backend)](q, k, v, bias, mask, scale, dropout_p)
+
+
+def resolve_backend(q: Tensor, backend: str | None = None) -> str:
+    """The concrete backend a call with query ``q`` runs: ``backend`` or the selected one, ``auto`` resolved."""
     name = _validate(backend, "backend=") if backend is not None else requested_backend()
-    if name == "auto":
-        name = auto_backend(q)
-    return _IMPLEMENTATIONS[name](q, k, v, bias, mask, scale, dropout_p)
+    return auto_backend(q) if name == "auto" else name
 
 
 def _math(q, k, v, bias, mask, scale, dropout_p):
@@ -133,21 +136,32 @@ def _combined_bias(bias: Tensor | None, mask: Tensor | None, dtype: torch.dtype)
 
 
 def _fold(q: Tensor, k: Tensor, v: Tensor, attn_bias: Tensor | None):
-    """View ``(*batch, L, D)`` tensors as 4-D ``(batch[0], prod(batch[1:]), L, D)``.
+    """View ``(*batch, L, D)`` tensors as the 4-D ``(B, H, L, D)`` that SDPA and FlexAttention take.
 
-    The bias is expanded over the batch dimensions after the first and folded the same way; a bias
-    already materialised over them (e.g. windows x heads) folds without a copy.
+    The batch dimensions are split as (all but the last, last) when the bias is shared across the
+    outer ones or materialised over all of them (windows x heads), else as (first, the rest). The
+    first choice needs no copy for the usual layouts (q/k/v views of a fused projection, a
+    ``(heads, N, N)`` bias); the bias is only ever expanded over dimensions it already spans.
     """
-    lead = q.shape[:-2]
+    lead = tuple(q.shape[:-2])
     if len(lead) == 2:
         return q, k, v, attn_bias
-    first = lead[0] if lead else 1
-    q4, k4, v4 = (t.reshape(first, -1, *t.shape[-2:]) for t in (q, k, v))
+    if len(lead) < 2:
+        shape = (1,) * (2 - len(lead)) + lead
+        return (*(t.reshape(*shape, *t.shape[-2:]) for t in (q, k, v)),
+                None if attn_bias is None else attn_bias.reshape((1,) * (4 - attn_bias.dim()) + tuple(attn_bias.shape)))
+    bias_lead: tuple[int, ...] = ()
     if attn_bias is not None:
-        full_rank = len(lead) + 2
-        attn_bias = attn_bias.reshape((1,) * (full_rank - attn_bias.dim()) + tuple(attn_bias.shape))
-        b0 = attn_bias.shape[0] if lead else 1
-        attn_bias = attn_bias.expand(b0, *lead[1:], q.shape[-2], k.shape[-2]).reshape(b0, -1, q.shape[-2], k.shape[-2])
+        attn_bias = attn_bias.reshape((1,) * (len(lead) + 2 - attn_bias.dim()) + tuple(attn_bias.shape))
+        bias_lead = tuple(attn_bias.shape[:-2])
+    shared_outer = not bias_lead or all(b == 1 for b in bias_lead[:-1]) or bias_lead[:-1] == lead[:-1]
+    split = len(lead) - 1 if shared_outer else 1
+    shape = (math.prod(lead[:split]), math.prod(lead[split:]))
+    q4, k4, v4 = (t.reshape(*shape, *t.shape[-2:]) for t in (q, k, v))
+    if attn_bias is not None:
+        outer = (1,) * split if all(b == 1 for b in bias_lead[:split]) else lead[:split]
+        attn_bias = attn_bias.expand(*outer, *lead[split:], *attn_bias.shape[-2:])
+        attn_bias = attn_bias.reshape(math.prod(outer), shape[1], *attn_bias.shape[-2:])
     return q4, k4, v4, attn_bias
 
 
@@ -160,6 +174,9 @@ def _sdpa(q, k, v, bias, mask, scale, dropout_p):
 
 # ---------------------------------------------------------------------------------------------
 # FlexAttention
+
+
+_FLEX_SHAPES_LIMIT = 64
 
 
 @functools.cache
@@ -182,7 +199,9 @@ def _flex_forward(q4: Tensor, k4: Tensor, v4: Tensor, b4: Tensor | None, scale: 
             return score + b4[b, h, q_idx, kv_idx]
 
     try:
-        return _compiled_flex()(q4, k4, v4, score_mod=score_mod, scale=scale)
+        # one compiled kernel per shape (window attention sees a handful); dynamo's default limit is 8
+        with torch._dynamo.config.patch(cache_size_limit=_FLEX_SHAPES_LIMIT):
+            return _compiled_flex()(q4, k4, v4, score_mod=score_mod, scale=scale)
     except Exception as error:  # no C++ compiler / unsupported shape: run FlexAttention unfused
         warnings.warn(f"compiled FlexAttention failed ({type(error).__name__}: {error}); running it eagerly",
                       RuntimeWarning, stacklevel=3)
@@ -202,7 +221,7 @@ class _FlexMathBackward(torch.autograd.Function):
     def forward(ctx, q4, k4, v4, b4, scale):
         ctx.scale = scale
         ctx.save_for_backward(q4, k4, v4, b4)
-        return _flex_forward(q4, k4, v4, b4, scale)
+        return _flex_forward(q4.detach(), k4.detach(), v4.detach(), None if b4 is None else b4.detach(), scale)
 
     @staticmethod
     def backward(ctx, grad_out):

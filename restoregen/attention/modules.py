@@ -5,8 +5,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .backends import attend
-from .windows import Pair, relative_position_bias, relative_position_index, to_pair
+from .backends import attend, resolve_backend
+from .windows import (
+    Pair,
+    map_windows,
+    relative_position_bias,
+    relative_position_index,
+    shifted_window_mask,
+    to_pair,
+    WindowLayout,
+    window_layout,
+)
 
 
 def split_heads(x: Tensor, num_heads: int) -> Tensor:
@@ -26,7 +35,105 @@ def qkv_heads(qkv: Tensor, num_heads: int) -> tuple[Tensor, Tensor, Tensor]:
     return tuple(split_heads(t, num_heads) for t in qkv.chunk(3, dim=-1))
 
 
-class WindowAttention(nn.Module):
+class WindowAttentionCore(nn.Module):
+    """Multi-head attention inside windows with Swin's learned relative-position bias, without
+    projections: ``q``, ``k``, ``v`` come in already projected (StyleSwin projects once and splits
+    the channels between two of these, one on regular and one on shifted windows).
+
+    Parameters: ``relative_position_bias_table``; with ``store_index=True`` also the persistent
+    ``relative_position_index`` buffer that some checkpoints carry (DRCT, StyleSwin).
+    """
+
+    def __init__(self, dim: int, window_size: int | Pair, num_heads: int, qk_scale: float | None = None,
+                 attn_drop: float = 0.0, store_index: bool = False) -> None:
+        super().__init__()
+        self.dim = dim
+        self.window_size = to_pair(window_size)
+        self.num_heads = num_heads
+        self.scale = qk_scale or (dim // num_heads) ** -0.5
+        self.attn_drop = attn_drop
+        wh, ww = self.window_size
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * wh - 1) * (2 * ww - 1), num_heads))
+        if store_index:
+            index = relative_position_index(self.window_size, torch.get_default_device())
+            self.register_buffer("relative_position_index", index.clone())
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+
+    def bias(self, index: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
+        """The ``(heads, N, N)`` relative-position bias, plus an ``(N, N)`` ``mask`` if given.
+
+        Without autograd (inference) the result is cached per mask until the table changes.
+        """
+        if index is None:
+            index = getattr(self, "relative_position_index", None)
+        table = self.relative_position_bias_table
+        if index is None:
+            index = relative_position_index(self.window_size, table.device)
+        if torch.is_grad_enabled() or torch.compiler.is_compiling():
+            bias = relative_position_bias(table, index)
+            return bias if mask is None else bias + mask
+        cache = self.__dict__.setdefault("_bias_cache", {})
+        table_key = (table.data_ptr(), table._version, index.data_ptr(), torch.is_inference_mode_enabled())
+        if cache.get("table") != table_key:
+            cache.clear()
+            cache["table"] = table_key
+        mask_key = None if mask is None else (mask.data_ptr(), mask.dtype)
+        if mask_key not in cache:
+            bias = relative_position_bias(table, index).contiguous()
+            cache[mask_key] = bias if mask is None else bias + mask
+        return cache[mask_key]
+
+    def forward(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None,
+                index: Tensor | None = None) -> Tensor:
+        """``q``, ``k``, ``v``: windows ``(B, nW, N, C)``; ``mask``: additive ``(nW, N, N)``; returns
+        ``(B, nW, N, C)`` with the heads merged again."""
+        q, k, v = (split_heads(t, self.num_heads) for t in (q, k, v))
+        out = attend(q, k, v, bias=self.bias(index), mask=None if mask is None else mask.unsqueeze(1),
+                     scale=self.scale, dropout_p=self.attn_drop if self.training else 0.0)
+        return merge_heads(out)
+
+    def forward_map(self, qkv: Tensor, shift: int = 0, mask: Tensor | None = None,
+                    index: Tensor | None = None) -> Tensor:
+        """(Shifted) window attention of a channels-last map.
+
+        ``qkv``: ``(B, H, W, 3C)``, the projected q, k, v side by side, H and W multiples of the
+        window; returns ``(B, H, W, C)``.
+
+        The ``math`` backend follows the official data movement: cyclic shift, partition, one
+        ``(nW, N, N)`` mask (``mask`` if given), merge, shift back. The other backends gather the
+        windows with a cached :class:`WindowLayout` and attend group by group, each group with its
+        bias and ``(N, N)`` mask combined once, so nothing grows with windows x heads x N².
+        """
+        layout = self._layout(qkv, shift)
+        if layout is None:
+            mask = self._official_mask(qkv, shift, mask)
+            return map_windows(lambda windows: WindowAttentionCore.forward(self, *windows.chunk(3, dim=-1), mask, index),
+                               qkv, self.window_size, shift)
+        return layout.merge(self._attend_layout(layout.partition(qkv), layout, index))
+
+    def _layout(self, x: Tensor, shift: int) -> WindowLayout | None:
+        """The window layout for the fast path, or None when the ``math`` backend runs."""
+        if resolve_backend(x) == "math":
+            return None
+        return window_layout(x.shape[1], x.shape[2], self.window_size, (shift, shift), x.device, x.dtype)
+
+    def _official_mask(self, x: Tensor, shift: int, mask: Tensor | None) -> Tensor | None:
+        if not shift:
+            return None
+        return mask if mask is not None else shifted_window_mask(x.shape[1], x.shape[2], self.window_size, shift,
+                                                                 x.device, x.dtype)
+
+    def _attend_layout(self, qkv: Tensor, layout: WindowLayout, index: Tensor | None) -> Tensor:
+        """Attention of fused ``(B, nW, N, 3C)`` windows in ``layout`` order -> ``(B, nW, N, C)``."""
+        q, k, v = qkv_heads(qkv, self.num_heads)
+        dropout_p = self.attn_drop if self.training else 0.0
+        outs = [merge_heads(attend(q[:, g.start:g.stop], k[:, g.start:g.stop], v[:, g.start:g.stop],
+                                   bias=self.bias(index, g.mask), scale=self.scale, dropout_p=dropout_p))
+                for g in layout.groups]
+        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+
+
+class WindowAttention(WindowAttentionCore):
     """Multi-head self-attention inside windows with a learned relative-position bias (Swin).
 
     Parameters: ``relative_position_bias_table``, ``qkv``, ``proj``; with ``store_index=True`` also
@@ -36,32 +143,25 @@ class WindowAttention(nn.Module):
     def __init__(self, dim: int, window_size: int | Pair, num_heads: int, qkv_bias: bool = True,
                  qk_scale: float | None = None, attn_drop: float = 0.0, proj_drop: float = 0.0,
                  store_index: bool = False) -> None:
-        super().__init__()
-        self.dim = dim
-        self.window_size = to_pair(window_size)
-        self.num_heads = num_heads
-        self.scale = qk_scale or (dim // num_heads) ** -0.5
-        wh, ww = self.window_size
-        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * wh - 1) * (2 * ww - 1), num_heads))
-        if store_index:
-            self.register_buffer("relative_position_index", relative_position_index(self.window_size).clone())
+        super().__init__(dim, window_size, num_heads, qk_scale=qk_scale, attn_drop=attn_drop,
+                         store_index=store_index)
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        self.attn_drop = attn_drop
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
-        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
-
-    def bias(self, index: Tensor | None = None) -> Tensor:
-        """The ``(heads, N, N)`` relative-position bias."""
-        if index is None:
-            index = getattr(self, "relative_position_index", None)
-        if index is None:
-            index = relative_position_index(self.window_size, self.relative_position_bias_table.device)
-        return relative_position_bias(self.relative_position_bias_table, index)
 
     def forward(self, windows: Tensor, mask: Tensor | None = None, index: Tensor | None = None) -> Tensor:
         """``windows``: ``(B, nW, N, C)``; ``mask``: additive ``(nW, N, N)``; returns ``(B, nW, N, C)``."""
-        q, k, v = qkv_heads(self.qkv(windows), self.num_heads)
-        out = attend(q, k, v, bias=self.bias(index), mask=None if mask is None else mask.unsqueeze(1),
-                     scale=self.scale, dropout_p=self.attn_drop if self.training else 0.0)
-        return self.proj_drop(self.proj(merge_heads(out)))
+        q, k, v = self.qkv(windows).chunk(3, dim=-1)
+        return self.proj_drop(self.proj(super().forward(q, k, v, mask, index)))
+
+    def forward_map(self, x: Tensor, shift: int = 0, mask: Tensor | None = None, index: Tensor | None = None) -> Tensor:
+        """(Shifted) window self-attention of a channels-last map ``(B, H, W, C)`` (see the core's).
+
+        On the fast path the windows are gathered before the qkv projection (a third of the bytes).
+        """
+        layout = self._layout(x, shift)
+        if layout is None:
+            mask = self._official_mask(x, shift, mask)
+            return map_windows(lambda windows: self(windows, mask, index), x, self.window_size, shift)
+        out = self._attend_layout(self.qkv(layout.partition(x)), layout, index)
+        return layout.merge(self.proj_drop(self.proj(out)))

@@ -11,6 +11,8 @@ buffer).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -60,6 +62,21 @@ def window_merge(windows: Tensor, window: int | Pair, height: int, width: int) -
     b, _, _, c = windows.shape
     x = windows.view(b, height // wh, width // ww, wh, ww, c).transpose(2, 3)
     return x.reshape(b, height, width, c)
+
+
+def map_windows(fn: Callable[[Tensor], Tensor], x: Tensor, window: int | Pair, shift: int | Pair = 0) -> Tensor:
+    """Apply ``fn`` to the windows of a channels-last map, cyclically shifted by ``-shift`` first.
+
+    ``x``: ``(B, H, W, C)`` with H, W multiples of the window; ``fn`` maps windows
+    ``(B, nW, N, C)`` to ``(B, nW, N, C')``; the result ``(B, H, W, C')`` is rolled back by
+    ``shift``. Pair the shift with :func:`shifted_window_mask` inside ``fn`` (Swin's SW-MSA).
+    """
+    sh, sw = to_pair(shift)
+    _, height, width, _ = x.shape
+    if sh or sw:
+        x = torch.roll(x, shifts=(-sh, -sw), dims=(1, 2))
+    out = window_merge(fn(window_partition(x, window)), window, height, width)
+    return torch.roll(out, shifts=(sh, sw), dims=(1, 2)) if sh or sw else out
 
 
 def overlapping_windows(x: Tensor, window: int, overlap_window: int) -> Tensor:
@@ -147,3 +164,73 @@ def shifted_window_mask(height: int, width: int, window: int | Pair, shift: int 
     labels = window_partition(labels[None, :, :, None], (wh, ww))[0, :, :, 0]  # nW, N
     different = labels[:, None, :] != labels[:, :, None]
     return torch.zeros(different.shape, dtype=dtype, device=device).masked_fill_(different, fill)
+
+
+@dataclass(frozen=True)
+class WindowGroup:
+    """Consecutive windows of a :class:`WindowLayout` that share one shift mask."""
+
+    start: int
+    stop: int
+    mask: Tensor | None  # additive (N, N), None where the windows need no mask
+
+
+@dataclass(frozen=True)
+class WindowLayout:
+    """A (cyclically shifted) window partition of a ``height x width`` map as one gather.
+
+    ``order[i]`` is the row-major pixel index of the i-th token in window order, after the shift:
+    partitioning is one ``index_select`` (no roll, no permute copy) and merging is one more with
+    the inverse permutation. Windows are sorted into groups sharing a shift mask (interior, last
+    column, last row, corner), so attention needs one ``(N, N)`` mask per group instead of an
+    ``(nW, N, N)`` tensor that grows with the image.
+    """
+
+    height: int
+    width: int
+    window: Pair
+    order: Tensor
+    inverse: Tensor
+    groups: tuple[WindowGroup, ...]
+
+    @property
+    def tokens_per_window(self) -> int:
+        return self.window[0] * self.window[1]
+
+    def partition(self, x: Tensor) -> Tensor:
+        """``(B, H, W, C)`` -> ``(B, nW, N, C)`` in layout order."""
+        b, h, w, c = x.shape
+        return x.reshape(b, h * w, c).index_select(1, self.order).view(b, -1, self.tokens_per_window, c)
+
+    def merge(self, windows: Tensor) -> Tensor:
+        """Inverse of :meth:`partition`: ``(B, nW, N, C)`` -> ``(B, H, W, C)``."""
+        b, c = windows.shape[0], windows.shape[-1]
+        tokens = windows.reshape(b, -1, c).index_select(1, self.inverse)
+        return tokens.view(b, self.height, self.width, c)
+
+
+@functools.lru_cache(maxsize=64)
+@_no_inference
+def window_layout(height: int, width: int, window: Pair, shift: Pair = (0, 0),
+                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> WindowLayout:
+    """The cached :class:`WindowLayout` of a map; ``shift`` as in Swin's shifted windows."""
+    (wh, ww), (sh, sw) = to_pair(window), to_pair(shift)
+    if height % wh or width % ww:
+        raise ValueError(f"feature map {height}x{width} is not a multiple of the window {wh}x{ww}")
+    rows, cols = height // wh, width // ww
+    # window kind: 0 interior, 1 last column, 2 last row, 3 corner (only these see wrapped pixels)
+    window_rows = torch.arange(rows, device=device).repeat_interleave(cols)
+    window_cols = torch.arange(cols, device=device).repeat(rows)
+    kind = (window_cols == cols - 1).long() * bool(sw) + (window_rows == rows - 1).long() * 2 * bool(sh)
+    window_order = torch.sort(kind, stable=True).indices
+    pixels = (torch.arange(height * width, device=device).view(height, width)
+              .roll(shifts=(-sh, -sw), dims=(0, 1)))  # pixel shown at each position after the shift
+    by_window = window_partition(pixels[None, :, :, None], (wh, ww))[0, :, :, 0]  # nW, N
+    order = by_window[window_order].reshape(-1)
+    masks = shifted_window_mask(height, width, (wh, ww), (sh, sw), device, dtype) if sh or sw else None
+    groups, start = [], 0
+    for value, count in zip(*torch.unique_consecutive(kind[window_order], return_counts=True)):
+        mask = masks[window_order[start]] if masks is not None and value.item() else None
+        groups.append(WindowGroup(start, start + count.item(), mask))
+        start += count.item()
+    return WindowLayout(height, width, (wh, ww), order, torch.argsort(order), tuple(groups))

@@ -1,6 +1,7 @@
 """Image-quality metrics by their BasicSR option-file ``type``: ``calculate_metric(data, section)``.
 
-PSNR/SSIM give basicsr.metrics' numbers; LPIPS loads ``lpips`` only when used.
+PSNR/SSIM give basicsr.metrics' numbers; LPIPS loads ``lpips`` only when used. FID and KID for
+generative models are in :mod:`restoregen.metrics.fid`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,111 @@
+"""DRCT, the Dense-residual-connected Transformer (Hsu et al., "DRCT: Saving Image Super-Resolution
+away from Information Bottleneck", CVPRW 2024), with the official constructor and state-dict names.
+
+Each residual dense group (RDG) runs five Swin blocks densely connected: block ``i`` sees the
+group input and the ``gc``-channel outputs of all blocks before it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from ..attention import to_pair
+from .blocks import SwinBlock, SwinSRFrame, drop_path_rates, init_transformer_weights
+from .registry import register
+
+RDG_BLOCKS = 5
+RESIDUAL_SCALE = 0.2  # the group output is scaled by 0.2 before the residual (official constant)
+
+
+class RDG(nn.Module):
+    """Residual dense group: ``swin1..5`` each followed by a 1x1 convolution ``adjust1..5``.
+
+    ``adjust1..4`` map to ``gc`` channels (then LeakyReLU 0.2) and grow the dense input;
+    ``adjust5`` maps back to ``dim`` without activation.
+    """
+
+    def __init__(self, dim: int, num_heads: int, window_size: int, shift_size: int, resolution: tuple[int, int],
+                 mlp_ratio: float, gc: int, qkv_bias: bool, qk_scale: float | None, drop: float, attn_drop: float,
+                 drop_path: float, norm_layer: type[nn.Module], use_checkpoint: bool) -> None:
+        super().__init__()
+        self.use_checkpoint = use_checkpoint
+        for i in range(RDG_BLOCKS):
+            width = dim + i * gc
+            # official quirk: blocks after the first use num_heads - width % num_heads heads
+            # (6 heads at dim 180, gc 32 -> 6/4/2/6/4)
+            heads = num_heads if i == 0 else num_heads - width % num_heads
+            if width % heads:
+                raise ValueError(f"DRCT: block swin{i + 1} has {width} channels, not divisible into {heads} heads")
+            # official quirks: blocks 4 and 5 use mlp_ratio 1; every block gets the group's first
+            # stochastic-depth rate; shifted blocks store their mask at img_size
+            block = SwinBlock(width, heads, window_size, shift_size=shift_size if i % 2 else 0,
+                              mlp_ratio=mlp_ratio if i < 3 else 1, qkv_bias=qkv_bias, qk_scale=qk_scale, drop=drop,
+                              attn_drop=attn_drop, drop_path=drop_path, norm_layer=norm_layer, store_index=True,
+                              mask_resolution=resolution)
+            self.add_module(f"swin{i + 1}", block)
+            self.add_module(f"adjust{i + 1}", nn.Conv2d(width, gc if i < RDG_BLOCKS - 1 else dim, 1))
+        self.lrelu = nn.LeakyReLU(negative_slope=0.2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        features = [x]
+        for i in range(1, RDG_BLOCKS + 1):
+            block, adjust = getattr(self, f"swin{i}"), getattr(self, f"adjust{i}")
+            y = torch.cat(features, dim=-1)
+            if self.use_checkpoint and torch.is_grad_enabled():
+                y = checkpoint(block, y, use_reentrant=False)
+            else:
+                y = block(y)
+            y = adjust(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+            if i < RDG_BLOCKS:
+                features.append(self.lrelu(y))
+        return y * RESIDUAL_SCALE + x
+
+
+@register
+class DRCT(SwinSRFrame):
+    """Dense-residual-connected Transformer; arguments are those of the official ``DRCT`` class.
+
+    ``compress_ratio``, ``squeeze_factor``, ``conv_scale`` and ``overlap_ratio`` are accepted and
+    unused, as in the official class (its option files pass them); only ``len(depths)`` counts
+    (one RDG per entry). ``img_size`` sets the size at which the shifted-window masks are stored
+    and, with ``ape=True``, the input size. Inputs of any size are reflect-padded to a multiple of
+    ``window_size``.
+    """
+
+    def __init__(self, img_size: int | tuple[int, int] = 64, patch_size: int = 1, in_chans: int = 3,
+                 embed_dim: int = 96, depths: tuple[int, ...] = (6, 6, 6, 6), num_heads: tuple[int, ...] = (6, 6, 6, 6),
+                 window_size: int = 7, compress_ratio: int = 3, squeeze_factor: int = 30, conv_scale: float = 0.01,
+                 overlap_ratio: float = 0.5, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 qk_scale: float | None = None, drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
+                 drop_path_rate: float = 0.1, norm_layer: type[nn.Module] = nn.LayerNorm, ape: bool = False,
+                 patch_norm: bool = True, use_checkpoint: bool = False, upscale: int = 2, img_range: float = 1.0,
+                 upsampler: str = "", resi_connection: str = "1conv", gc: int = 32) -> None:
+        super().__init__()
+        if len(depths) != len(num_heads):
+            raise ValueError(f"DRCT: depths {list(depths)} and num_heads {list(num_heads)} differ in length")
+        rows, cols = to_pair(img_size)
+        resolution = (rows // patch_size, cols // patch_size)
+        # official rule: when the training patch fits one window, the window shrinks to it, unshifted
+        window, shift_size = window_size, window_size // 2
+        if min(resolution) <= window_size:
+            window, shift_size = min(resolution), 0
+        self.window_size = window
+        self.size_multiple = math.lcm(window_size, window)
+        self.gc = gc
+
+        self._build_head(in_chans, embed_dim, img_range, patch_norm, norm_layer, ape, resolution, drop_rate)
+        self.layers = nn.ModuleList(
+            RDG(embed_dim, heads, window, shift_size, resolution, mlp_ratio, gc, qkv_bias, qk_scale, drop_rate,
+                attn_drop_rate, rates[0] if rates else 0.0, norm_layer, use_checkpoint)
+            for heads, rates in zip(num_heads, drop_path_rates(depths, drop_path_rate)))
+        self._build_tail(embed_dim, upscale, upsampler, resi_connection, norm_layer, "DRCT")
+        self.apply(init_transformer_weights)
+
+    def forward_body(self, x: Tensor) -> Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x

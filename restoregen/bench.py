@@ -1,0 +1,268 @@
+"""The benchmark table: each network's fast path against the explicit ``math`` path, in one run.
+
+    restoregen bench [--quick] [--only TEXT] [--json PATH] [--threads N] [--compile]
+    python scripts/bench.py ...   (the same)
+
+Every measurement runs in a fresh process (so peak memory is its own): build the network with
+seeded random weights, run one forward to measure peak resident memory above the baseline, warm
+up, then time ``--repeats`` forwards under ``torch.inference_mode`` (median). ``fast`` is the
+default path (attention backend ``auto``); ``math`` is the explicit computation in the official
+order. FLOPs come from ``torch.utils.flop_counter`` (multiply-add = 2 FLOPs) and are compared with
+this machine's fp32 matmul rate, measured at the start of the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+# Official network_g arguments of the released checkpoints the table covers.
+HAT_S_X4 = dict(upscale=4, in_chans=3, img_size=64, window_size=16, compress_ratio=24, squeeze_factor=24,
+                conv_scale=0.01, overlap_ratio=0.5, img_range=1.0, depths=[6] * 6, embed_dim=144, num_heads=[6] * 6,
+                mlp_ratio=2, upsampler="pixelshuffle", resi_connection="1conv")
+HAT_X4 = {**HAT_S_X4, "compress_ratio": 3, "squeeze_factor": 30, "embed_dim": 180}
+DRCT_X4 = dict(upscale=4, in_chans=3, img_size=64, window_size=16, compress_ratio=3, squeeze_factor=30,
+               conv_scale=0.01, overlap_ratio=0.5, img_range=1.0, depths=[6] * 6, embed_dim=180, num_heads=[6] * 6,
+               mlp_ratio=2, upsampler="pixelshuffle", resi_connection="1conv")
+DLGSANET_LIGHT_X4 = dict(upscale=4, in_chans=3, dim=48, groups=4, blocks=3, buildblock_type="sparseedge",
+                         window_size=7, idynamic_num_heads=6, idynamic_ffn_type="GDFN",
+                         idynamic_ffn_expansion_factor=2.0, idynamic=True, restormer_num_heads=6,
+                         restormer_ffn_type="GDFN", restormer_ffn_expansion_factor=2.0, tlc_flag=True,
+                         tlc_kernel=48, activation="relu", body_norm=False, img_range=1.0, upsampler="pixelshuffledirect")
+STYLESWIN_256 = dict(size=256, style_dim=512, n_mlp=8, channel_multiplier=2, lr_mlp=0.01, enable_full_resolution=8,
+                     use_checkpoint=False)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    arch: str  # registered network, or "freeswim" / "upscale"
+    kwargs: dict
+    size: int  # input side (latent batch for StyleSwin)
+    quick: bool = True  # part of --quick
+
+
+def cases() -> list[Case]:
+    sr = [("HAT-S x4", "HAT", HAT_S_X4), ("HAT x4", "HAT", HAT_X4), ("DRCT x4", "DRCT", DRCT_X4),
+          ("DLGSANet-light x4", "DLGSANet", DLGSANET_LIGHT_X4)]
+    table = [Case(f"{name} {size}x{size}", arch, kwargs, size) for name, arch, kwargs in sr for size in (64, 128)]
+    table.append(Case("StyleSwin G 256", "StyleSwinGenerator", STYLESWIN_256, 1))
+    # a short clip at twice Wan-1.3B's 30x52 latent grid would not fit the dense math path; this one does
+    table.append(Case("FreeSwim attention 5x32x56 win 17x29 d128", "freeswim",
+                      dict(grid=(5, 32, 56), window=(5, 17, 29), heads=1, head_dim=128), 0))
+    return table
+
+
+MEMORY_CASES = [
+    Case("HAT-S x4 upscale 1024x1024, 256 tiles", "upscale", dict(model=HAT_S_X4, tile=256, overlap=16), 1024,
+         quick=False),
+    Case("HAT-S x4 256x256 untiled", "HAT", HAT_S_X4, 256, quick=False),
+]
+
+
+@dataclass
+class Result:
+    case: str
+    path: str  # fast | math | fast+compile
+    ms: float | None = None
+    peak_mb: float | None = None
+    gflop: float | None = None
+    output_mpix: float | None = None
+    compile_s: float | None = None
+    skipped: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _workload(case: Case):
+    """(callable running one forward, output megapixels per forward) for a case."""
+    import torch
+
+    from . import archs
+
+    torch.manual_seed(0)
+    if case.arch == "freeswim":
+        from .attention import sliding_window_attention
+
+        frames, height, width = case.kwargs["grid"]
+        q, k, v = (torch.randn(1, case.kwargs["heads"], frames * height * width, case.kwargs["head_dim"])
+                   for _ in range(3))
+        return lambda: sliding_window_attention(q, k, v, case.kwargs["grid"], case.kwargs["window"]), 0.0
+    if case.arch == "upscale":
+        from .inference.loading import ModelInfo
+        from .inference.tiling import Upscaler
+
+        model = archs.build("HAT", **case.kwargs["model"])
+        info = ModelInfo("HAT", 4, 3, model.size_multiple, (torch.float32,), case.kwargs["model"])
+        upscaler = Upscaler(model, info, "cpu", "fp32", case.kwargs["tile"], case.kwargs["overlap"])
+        image = torch.rand(1, 3, case.size, case.size)
+        return lambda: upscaler(image), (case.size * 4) ** 2 / 1e6
+    if case.arch not in archs.list_archs():
+        raise LookupError(f"{case.arch} is not available in this build")
+    model = archs.build(case.arch, **case.kwargs).eval()
+    if case.arch == "StyleSwinGenerator":
+        z = torch.randn(case.size, model.style_dim)
+        return lambda: model(z), case.size * model.size**2 / 1e6
+    x = torch.rand(1, 3, case.size, case.size)
+    scale = case.kwargs["upscale"]
+    return lambda: model(x), (case.size * scale) ** 2 / 1e6
+
+
+def measure(case: Case, path: str, threads: int, repeats: int, warmup: int, count_flops: bool) -> Result:
+    """One measurement; runs in its own process."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .attention import attention_backend
+
+    torch.set_num_threads(threads)
+    result = Result(case.name, path)
+    try:
+        run, output_mpix = _workload(case)
+    except (LookupError, ImportError) as error:
+        result.skipped = str(error)
+        return result
+    backend = "math" if path == "math" else "auto"
+    with attention_backend(backend), torch.inference_mode():
+        if path.endswith("compile"):
+            run = torch.compile(run)
+            start = time.perf_counter()
+            run()
+            result.compile_s = time.perf_counter() - start
+        gc.collect()
+        base = _rss_mb()
+        with FlopCounterMode(display=False) if count_flops else contextlib.nullcontext() as counter:
+            run()  # first forward: peak memory (includes one-time caches) and FLOPs
+        result.peak_mb = _peak_rss_mb() - base
+        if count_flops:
+            result.gflop = counter.get_total_flops() / 1e9
+        for _ in range(warmup - 1):  # the first forward was one
+            run()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+        result.ms = statistics.median(times) * 1e3
+    result.output_mpix = output_mpix
+    return result
+
+
+def matmul_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(times) / 1e9
+
+
+def _in_process(fn, *args):
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def _row(result: Result, peak_gflops: float, reference: Result | None) -> str:
+    if result.skipped:
+        return f"{result.case:<42} {result.path:<13} skipped: {result.skipped}"
+    mpix_s = f"{result.output_mpix / (result.ms / 1e3):8.3f}" if result.output_mpix else f"{'-':>8}"
+    gflop = f"{result.gflop:8.1f}" if result.gflop else f"{'-':>8}"
+    peak = f"{result.gflop / (result.ms / 1e3) / peak_gflops * 100:5.1f}%" if result.gflop else f"{'-':>6}"
+    speedup = f"{reference.ms / result.ms:6.2f}x" if reference and reference.ms else f"{'-':>7}"
+    compile_s = f" (compile {result.compile_s:.1f} s)" if result.compile_s else ""
+    return (f"{result.case:<42} {result.path:<13} {result.ms:10.1f} {mpix_s} {result.peak_mb:9.0f} {gflop} {peak} "
+            f"{speedup}{compile_s}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="restoregen bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    configure(parser)
+    return run(parser.parse_args(argv))
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="fewer repeats; skip the 1024x1024 memory rows")
+    parser.add_argument("--only", default="", help="run only cases whose name contains this text")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch CPU threads")
+    parser.add_argument("--repeats", type=int, default=None, help="timed forwards per measurement (default 3, quick 1)")
+    parser.add_argument("--compile", action="store_true", help="also time the fast path under torch.compile")
+    parser.add_argument("--json", default="bench_results/bench.json", help="where to write the results")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    repeats = args.repeats or (1 if args.quick else 3)
+    warmup = 1 if args.quick else 2
+    peak_gflops = _in_process(matmul_gflops, args.threads)
+    print(f"restoregen bench: {platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, "
+          f"torch threads {args.threads}, fp32, batch 1; fp32 matmul peak {peak_gflops:.0f} GFLOP/s "
+          f"(2048^3); median of {repeats}", flush=True)
+    print(f"{'case':<42} {'path':<13} {'ms':>10} {'MP/s':>8} {'peak MB':>9} {'GFLOP':>8} {'%peak':>6} {'vs math':>7}")
+    paths = ["fast", "math"] + (["fast+compile"] if args.compile else [])
+    selected = [c for c in cases() + MEMORY_CASES if args.only in c.name and (c.quick or not args.quick)]
+    results: list[Result] = []
+    for case in selected:
+        if case.arch == "upscale":
+            case_paths = ["fast"]
+        elif case in MEMORY_CASES:
+            case_paths = ["math"]
+        else:
+            case_paths = paths
+        # FLOPs are counted on the explicit path (torch's counter does not see SDPA's CPU kernel)
+        case_paths = sorted(case_paths, key=lambda p: p != "math")
+        measured = {}
+        for path in case_paths:
+            count = path == "math" or "math" not in case_paths
+            result = _in_process(measure, case, path, args.threads, repeats, warmup, count)
+            if result.gflop is None and "math" in measured:
+                result.gflop = measured["math"].gflop
+            measured[path] = result
+        for path, result in sorted(measured.items(), key=lambda item: item[0] == "math"):
+            reference = measured.get("math") if path != "math" else None
+            print(_row(result, peak_gflops, reference), flush=True)
+            results.append(result)
+    memory = {r.case: r for r in results if not r.skipped and any(r.case == c.name for c in MEMORY_CASES)}
+    if len(memory) == 2:
+        tiled, untiled = (memory[c.name] for c in MEMORY_CASES)
+        ratio = (tiled.peak_mb / MEMORY_CASES[0].size**2) / (untiled.peak_mb / MEMORY_CASES[1].size**2)
+        print(f"peak memory per input pixel: tiled 1024x1024 fast / untiled 256x256 math = {ratio:.3f}")
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"machine": platform.platform(), "cores": os.cpu_count(), "threads": args.threads,
+               "python": sys.version.split()[0], "matmul_gflops": peak_gflops, "repeats": repeats,
+               "results": [asdict(r) for r in results]}
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=1))
+    tmp.replace(out)
+    print(f"results written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,226 @@
+"""Run a super-resolution network over an image of any size, tile by tile, without seams.
+
+The image and the output stay in CPU memory; only one tile at a time goes to the device, so the
+image never has to fit on the GPU. Two things keep tiles from showing:
+
+- tiles start on the network's window grid (multiples of ``size_multiple``), so away from its
+  borders a tile computes exactly what the whole image would; tiling with an arbitrary context
+  (Real-ESRGAN's ``tile_pad``) shifts the window grid of Swin-type networks inside every tile;
+- neighbouring tiles share a band; its outer parts serve as context only and the two tiles
+  cross-fade linearly over its middle (weights sum to one), so there is no hard cut where they meet.
+
+:class:`Upscaler` adds what a folder run needs: the tile size from the free memory (``"auto"``),
+retry with smaller tiles on out-of-memory, and a float32 fallback when a reduced precision gives
+non-finite values (float16 overflows in Swin attention and turns images black).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from .loading import ModelInfo
+
+__all__ = ["NonFiniteOutput", "Upscaler", "blend_ramp", "resolve_device", "resolve_precision", "tile_starts",
+           "tiled_forward"]
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+MIN_TILE = 32
+MAX_AUTO_TILE = {"cuda": 1024, "cpu": 512}  # larger tiles bring little once the context is wide enough
+BLEND_FRACTION = 0.25  # middle part of a shared band across which neighbouring tiles cross-fade
+
+
+class NonFiniteOutput(RuntimeError):
+    """The network produced inf/NaN (typically float16 overflow)."""
+
+
+def tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> list[int]:
+    """Start offsets of windows of (at most) ``tile`` pixels covering ``[0, length)``.
+
+    Starts are multiples of ``align`` (the network's window grid: a tile then computes what the
+    whole image would, away from its borders), a constant stride apart so that neighbours share at
+    least ``overlap`` pixels. The last window starts as early as the grid allows while still
+    reaching ``length`` (at most ``tile`` pixels), so it keeps as much context as the others.
+    """
+    if tile <= 0 or length <= tile:
+        return [0]
+    align = max(1, min(align, tile))
+    stride = max((tile - overlap) // align * align, align)
+    count = math.ceil((length - tile) / stride) + 1
+    last = -(-(length - tile) // align) * align
+    return [i * stride for i in range(count - 1)] + [last]
+
+
+def blend_ramp(size: int, left: int, right: int, fraction: float = BLEND_FRACTION) -> Tensor:
+    """1-D weights over a tile with bands of ``left`` / ``right`` pixels shared with its neighbours.
+
+    In a shared band, the outer part is context only (weight 0): the tile saw too little around it.
+    Across the middle ``fraction`` of the band the weight cross-fades linearly, so two tiles sharing a
+    band get weights that add up to one and meet at its centre, where both saw the same context.
+    """
+    weight = torch.ones(size)
+    for width, flip in ((left, False), (right, True)):
+        if width > 0:
+            fade = max(width * fraction, 1.0)
+            ramp = ((torch.arange(width) + 0.5 - (width - fade) / 2) / fade).clamp(0, 1)
+            span = slice(size - width, size) if flip else slice(0, width)
+            weight[span] = torch.minimum(weight[span], ramp.flip(0) if flip else ramp)
+    return weight
+
+
+def _bands(starts: list[int], tile: int, length: int) -> list[tuple[int, int]]:
+    """(shared with the previous window, shared with the next window) for each window."""
+    ends = [min(s + tile, length) for s in starts]
+    return [(ends[i - 1] - s if i > 0 else 0, ends[i] - starts[i + 1] if i + 1 < len(starts) else 0)
+            for i, s in enumerate(starts)]
+
+
+def tiled_forward(run: Callable[[Tensor], Tensor], image: Tensor, scale: int, tile: int, overlap: int,
+                  align: int = 1) -> Tensor:
+    """``run`` over ``image`` (1, C, H, W) in overlapping ``tile`` x ``tile`` windows, smoothly blended.
+
+    ``run`` maps a CPU patch (1, C, h, w) to a CPU float32 (1, C', h*scale, w*scale). ``tile <= 0`` runs
+    the whole image at once. Returns the (1, C', H*scale, W*scale) float32 result on the CPU.
+    """
+    _, _, height, width = image.shape
+    if tile <= 0 or (height <= tile and width <= tile):
+        return run(image)
+    rows, cols = tile_starts(height, tile, overlap, align), tile_starts(width, tile, overlap, align)
+    row_bands, col_bands = _bands(rows, tile, height), _bands(cols, tile, width)
+    out = weights = None
+    for y, (top, bottom) in zip(rows, row_bands):
+        for x, (left, right) in zip(cols, col_bands):
+            patch = image[:, :, y:y + tile, x:x + tile]
+            result = run(patch)
+            h, w = result.shape[-2:]
+            if out is None:
+                out = torch.zeros(1, result.shape[1], height * scale, width * scale)
+                weights = torch.zeros(1, 1, height * scale, width * scale)
+            weight = blend_ramp(h, top * scale, bottom * scale)[:, None] * blend_ramp(w, left * scale, right * scale)
+            ys, xs = slice(y * scale, y * scale + h), slice(x * scale, x * scale + w)
+            out[:, :, ys, xs] += result * weight
+            weights[:, :, ys, xs] += weight
+    return out.div_(weights)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto``: this process's GPU (``LOCAL_RANK`` under ``accelerate launch``/``torchrun``) or the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r}: CUDA is not available (use --device cpu)")
+    return device
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype:
+    """``auto``: bfloat16 on a GPU that supports it, float32 otherwise."""
+    if name == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    try:
+        return PRECISIONS[name]
+    except KeyError:
+        raise ValueError(f"precision {name!r}: choose auto, {', '.join(PRECISIONS)}") from None
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, torch.OutOfMemoryError) or (
+        isinstance(error, RuntimeError) and "can't allocate memory" in str(error))
+
+
+def _free_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
+
+
+class Upscaler:
+    """A loaded network on a device and precision, applied tile by tile to CPU images.
+
+    ``tile`` is the side of the square window the network sees (``"auto"``: from the free memory;
+    0: the whole image at once); ``overlap`` is how many input pixels neighbouring windows share.
+    The tile size shrinks (and stays shrunk) after an out-of-memory error.
+    """
+
+    def __init__(self, model: nn.Module, info: ModelInfo, device: torch.device | str = "cpu",
+                 precision: str = "auto", tile: int | str = "auto", overlap: int = 32,
+                 log: Callable[[str], None] = lambda message: None) -> None:
+        self.device = torch.device(device)
+        self.dtype = resolve_precision(precision, self.device)
+        self.info = info
+        self.model = model.eval().to(self.device, self.dtype)
+        self.tile: int | None = None if tile == "auto" else int(tile)
+        self.overlap = overlap
+        self.log = log
+
+    def _round(self, tile: int) -> int:
+        multiple = max(self.info.size_multiple, 1)
+        return max(tile // multiple * multiple, multiple)
+
+    def bytes_per_pixel(self) -> float:
+        """Peak device memory per input pixel of one forward pass (measured on CUDA, estimated on CPU)."""
+        width = int(self.info.kwargs.get("embed_dim", self.info.kwargs.get("dim", 64)))
+        estimate = torch.finfo(self.dtype).bits / 8 * 64 * width
+        if self.device.type != "cuda":
+            return estimate
+        side = self._round(max(64, 4 * self.info.size_multiple))
+        probe = torch.zeros(1, self.info.in_channels, side, side, device=self.device, dtype=self.dtype)
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        base = torch.cuda.memory_allocated(self.device)
+        with torch.inference_mode():
+            self.model(probe)
+        peak = torch.cuda.max_memory_allocated(self.device) - base
+        return max(peak / side**2 * 1.25, 1.0)
+
+    def auto_tile(self) -> int:
+        """The largest tile whose forward pass fits in half the free memory (a quarter on the CPU)."""
+        share = 0.5 if self.device.type == "cuda" else 0.25
+        side = int(math.sqrt(_free_bytes(self.device) * share / self.bytes_per_pixel()))
+        return self._round(min(max(side, MIN_TILE), MAX_AUTO_TILE.get(self.device.type, 512)))
+
+    def _run(self, patch: Tensor) -> Tensor:
+        with torch.inference_mode():
+            result = self.model(patch.to(self.device).to(self.dtype))
+        if self.dtype != torch.float32 and not torch.isfinite(result).all():
+            raise NonFiniteOutput(f"non-finite values in {self.dtype} output")
+        return result.float().cpu()
+
+    def __call__(self, image: Tensor) -> Tensor:
+        """(1, C, H, W) float image on the CPU -> (1, C, H*scale, W*scale) float32 on the CPU."""
+        if self.tile is None:
+            self.tile = self.auto_tile()
+            self.log(f"tile size {self.tile} (auto, {self.device})")
+        while True:
+            tile = self._round(self.tile) if self.tile > 0 else 0
+            overlap = min(self.overlap, tile // 2)
+            try:
+                return tiled_forward(self._run, image, self.info.scale, tile, overlap, self.info.size_multiple)
+            except NonFiniteOutput:
+                self.log(f"{self.dtype} gave non-finite values (Swin attention overflows in float16); "
+                         "switching to float32")
+                self.dtype = torch.float32
+                self.model.float()
+            except RuntimeError as error:  # torch.OutOfMemoryError, or the CPU allocator's RuntimeError
+                if not _is_out_of_memory(error):
+                    raise
+                _, _, height, width = image.shape
+                current = tile if tile > 0 else max(height, width)
+                smaller = self._round(current // 2)
+                if smaller < MIN_TILE or smaller >= current:
+                    raise
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                self.log(f"out of memory with {current}px tiles; retrying with {smaller}px")
+                self.tile = smaller

@@ -8,7 +8,7 @@ Every problem raises :class:`OptionError`, whose message names the file, the lin
 The schema is BasicSR's, as used by the official HAT, DRCT and DLGSANet option files. restoregen's
 additions are few and documented where they are declared (``image_list``, ``worker_timeout``,
 ``mixed_precision``, ``grad_clip_norm``, ``grad_accum_steps``, ``vgg_weights``,
-``keep_checkpoints``). Keys that only matter to BasicSR's own launcher (``dist_params``,
+``keep_checkpoints``, and the GAN recipes' datasets, regularisers, ``val.fid`` and snapshots). Keys that only matter to BasicSR's own launcher (``dist_params``,
 ``prefetch_mode``, ``wandb``) are accepted and ignored: Accelerate does that job.
 """
 
@@ -323,6 +323,9 @@ DATASET_TYPES: dict[str, dict[str, Spec]] = {
     "ImageNetPairedDataset": {**_GT_SOURCE, "dataroot_lq": Opt(STR), **_CROP},
     "RealESRGANDataset": {**_GT_SOURCE, **_REAL_KERNELS, "final_sinc_prob": FLOAT, **_CROP},
     "SingleImageDataset": {"dataroot_lq": STR, "meta_info_file": Opt(STR), "filename_tmpl": STR},
+    # restoregen: unconditional images for GAN training, resized to `size` (StyleSwin)
+    "ImageFolderDataset": {"dataroot": STR, "size": INT, "use_hflip": BOOL, "image_list": Opt(ListOf(STR))},
+    "LMDBImageDataset": {"dataroot": STR, "size": INT, "use_hflip": BOOL},
 }
 DATASET = Tagged(DATASET_TYPES, _DATASET_COMMON, what="dataset type")
 
@@ -339,6 +342,8 @@ SCHEDULER = Tagged({
     "MultiStepRestartLR": {"milestones": ListOf(INT), "gamma": FLOAT, "restarts": ListOf(INT),
                            "restart_weights": NUMBERS},
     "CosineAnnealingRestartLR": {"periods": ListOf(INT), "restart_weights": NUMBERS, "eta_min": FLOAT},
+    # restoregen: constant, then linearly down to 0 at total_iter (StyleSwin's --lr_decay)
+    "LinearDecay": {"start_iter": INT},
 }, what="scheduler")
 
 _REDUCTION = Choice(("none", "mean", "sum"))
@@ -361,7 +366,7 @@ TRAIN = Section({
     "ema_decay": FLOAT,
     "optim_g": OPTIMIZER,
     "optim_d": OPTIMIZER,
-    "scheduler": SCHEDULER,
+    "scheduler": Opt(SCHEDULER),
     "total_iter": INT,
     "warmup_iter": INT,
     "pixel_opt": Opt(LOSS),
@@ -373,6 +378,14 @@ TRAIN = Section({
     "mixed_precision": Choice(("no", "fp16", "bf16")),
     "grad_clip_norm": Opt(FLOAT),
     "grad_accum_steps": INT,
+    # restoregen, GAN recipes (StyleSwinGANModel)
+    "lazy_regularization": BOOL,
+    "r1_opt": Opt(Section({"gamma": FLOAT, "interval": INT}, required=("gamma",))),
+    "bcr_opt": Opt(Section({"real_weight": FLOAT, "fake_weight": FLOAT})),
+    "diffaug_opt": Opt(Section({"policy": STR, "p": FLOAT, "target": Opt(FLOAT), "interval": INT,
+                                "speed_kimg": FLOAT})),
+    "d_grad_clip": Opt(FLOAT),
+    "style_mixing": FLOAT,
 }, required=("optim_g", "total_iter"))
 
 METRIC = Tagged({
@@ -387,6 +400,9 @@ VAL = Section({
     "pbar": BOOL,
     "suffix": Opt(STR),
     "metrics": Opt(Section({}, extra=METRIC)),
+    # restoregen, GAN recipes: FID/KID of generated images (see restoregen.metrics.fid)
+    "fid": Opt(Section({"inception_weights": Opt(STR), "num_samples": INT, "batch_size": INT,
+                        "real_images": Opt(STR), "kid": BOOL, "seed": INT})),
 })
 
 LOGGER = Section({
@@ -396,6 +412,9 @@ LOGGER = Section({
     "wandb": Opt(Section({"project": Opt(STR), "resume_id": Opt(STR)})),
     # restoregen: how many training states to keep on disk (0: all)
     "keep_checkpoints": INT,
+    # restoregen, GAN recipes: image grids of fixed latents every this many iterations, and how many
+    "save_snapshot_freq": INT,
+    "snapshot_images": INT,
 })
 
 PATH = Section({
@@ -513,8 +532,12 @@ def validate(data: dict, file: str | Path | None = None, lines: dict | None = No
         dataset["phase"] = key.split("_")[0]
         if "scale" in opt:
             dataset["scale"] = opt["scale"]
-        if dataset["phase"] == "train" and dataset["type"] != "SingleImageDataset" and "gt_size" not in dataset:
+        fields = DATASET_TYPES[dataset["type"]]
+        if dataset["phase"] == "train" and "gt_size" in fields and "gt_size" not in dataset:
             raise fail(("datasets", key, "gt_size"), "required option is missing (the training patch size)")
+        for name in ("dataroot", "size"):
+            if name in fields and name not in dataset:
+                raise fail(("datasets", key, name), "required option is missing")
     opt.setdefault("path", {})
     opt.setdefault("logger", {})
     opt["is_train"] = is_train
@@ -542,8 +565,8 @@ def check_paths(opt: dict) -> None:
     """Check that the folders and files the options name exist (datasets, meta info files,
     pretrained networks); raise :class:`OptionError` naming the first one that does not."""
     for name, dataset in opt["datasets"].items():
-        lmdb = dataset.get("io_backend", {}).get("type") == "lmdb"
-        for key in ("dataroot_gt", "dataroot_lq"):
+        lmdb = dataset.get("io_backend", {}).get("type") == "lmdb" or dataset["type"] == "LMDBImageDataset"
+        for key in ("dataroot_gt", "dataroot_lq", "dataroot"):
             folder = dataset.get(key)
             if folder is None:
                 continue
@@ -562,6 +585,12 @@ def check_paths(opt: dict) -> None:
     for key, value in opt.get("path", {}).items():
         if key.startswith("pretrain_network_") and value is not None and not Path(value).is_file():
             raise option_error(opt, f"path.{key}", f"file {value!r} does not exist")
+    fid = (opt.get("val") or {}).get("fid") or {}
+    if fid.get("inception_weights") is not None and not Path(fid["inception_weights"]).is_file():
+        raise option_error(opt, "val.fid.inception_weights", f"file {fid['inception_weights']!r} does not exist")
+    if fid.get("real_images") is not None and not Path(fid["real_images"]).exists():
+        raise option_error(opt, "val.fid.real_images",
+                           f"{fid['real_images']!r} does not exist (a folder of images or a pytorch-fid .npz)")
 
 
 def check_network(opt: dict, key: str, resolve: Callable[[str], type] | None = None) -> None:

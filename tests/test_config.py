@@ -58,7 +58,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_shipped_option_files_exist():
     names = {p.parent.name for p in OPTION_FILES}
-    assert {"HAT", "DRCT", "DLGSANet", "default"} <= names
+    assert {"HAT", "DRCT", "DLGSANet", "StyleSwin", "default"} <= names
     assert len(OPTION_FILES) > 70
 
 
@@ -67,7 +67,7 @@ def test_every_option_file_validates(path):
     from restoregen.train.networks import network_class
 
     opt = load_options(path, is_train=path.relative_to(REPO / "options").parts[0] == "train")
-    assert opt["network_g"]["type"] in ("HAT", "DRCT", "DLGSANet")
+    assert opt["network_g"]["type"] in ("HAT", "DRCT", "DLGSANet", "StyleSwinGenerator")
     if opt["network_g"]["type"] in archs.list_archs():
         check_network(opt, "network_g", resolve=network_class)
     if "network_d" in opt:

@@ -16,6 +16,9 @@ DATASETS: dict[str, str] = {
     "ImageNetPairedDataset": "paired:BicubicPairedDataset",  # HAT's name for the same thing
     "SingleImageDataset": "paired:SingleImageDataset",
     "RealESRGANDataset": "realesrgan:RealESRGANDataset",
+    # unconditional images for GAN training (StyleSwin)
+    "ImageFolderDataset": "images:ImageFolderDataset",
+    "LMDBImageDataset": "images:LMDBImageDataset",
 }
 
 

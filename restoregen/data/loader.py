@@ -122,10 +122,12 @@ class TrainLoader:
     def _start(self) -> Iterator:
         sampler = SampleStream(len(self.dataset), self.seed, shuffle=self.shuffle, enlarge_ratio=self.enlarge_ratio,
                                rank=self.rank, world_size=self.world_size, start=self.batches * self.batch_size)
+        # an own generator: creating the iterator draws a base seed from it, not from the global
+        # torch RNG that training steps use (which a resumed run must continue exactly)
         loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
                             pin_memory=self.pin_memory, drop_last=True,
                             timeout=self.timeout if self.num_workers > 0 else 0,
-                            persistent_workers=False)
+                            persistent_workers=False, generator=torch.Generator().manual_seed(self.seed))
         return iter(loader)
 
     def close(self) -> None:

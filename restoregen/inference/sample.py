@@ -117,7 +117,7 @@ def load_generator(path: str | Path, lr_mlp: float | None = None):
     return generator.eval(), notes
 
 
-def _save_png(array, path: Path) -> None:
+def save_png(array, path: Path) -> None:
     """Write an ``(H, W, 3)`` uint8 array atomically (temporary file, then rename)."""
     from PIL import Image
 
@@ -131,7 +131,7 @@ def _save_png(array, path: Path) -> None:
         raise
 
 
-def _grid(images, columns: int):
+def image_grid(images, columns: int):
     """Tile ``(N, H, W, 3)`` uint8 images row-major on a black canvas with 2-pixel gaps."""
     import numpy as np
 
@@ -180,11 +180,11 @@ def sample(args: argparse.Namespace) -> int:
             images, _ = generator(batch, truncation=args.truncation, truncation_latent=truncation_latent)
             pixels = (to_unit_range(images.float()) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
             for offset, image in enumerate(pixels):
-                _save_png(image, args.out / f"{start + offset:06d}.png")
+                save_png(image, args.out / f"{start + offset:06d}.png")
             kept.extend(pixels[: max(0, args.grid - len(kept))])
             progress.update(len(batch))
     if kept:
-        _save_png(_grid(np.stack(kept), math.ceil(math.sqrt(len(kept)))), args.out / "grid.png")
+        save_png(image_grid(np.stack(kept), math.ceil(math.sqrt(len(kept)))), args.out / "grid.png")
     print(f"restoregen sample: wrote {args.n} images{' and grid.png' if kept else ''} to {args.out}")
     return 0
 

@@ -1,8 +1,10 @@
 """The GAN loss of BasicSR's option files (``gan_type`` vanilla, lsgan, wgan, wgan_softplus,
-hinge). ``loss_weight`` applies to the generator's loss only."""
+hinge; ``wgan_softplus`` is the logistic loss of StyleGAN2 and StyleSwin). ``loss_weight`` applies to
+the generator's loss only. :func:`r1_penalty` is the lazy R1 regulariser of the GAN recipes."""
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -35,3 +37,11 @@ class GANLoss(nn.Module):
     def forward(self, pred: Tensor, target_is_real: bool, is_disc: bool = False) -> Tensor:
         loss = self._loss(pred, target_is_real, is_disc)
         return loss if is_disc else loss * self.loss_weight
+
+
+def r1_penalty(pred: Tensor, images: Tensor) -> Tensor:
+    """R1 (Mescheder et al. 2018): the batch mean of ``|d pred / d image|^2``, the gradient of the
+    discriminator's logits ``pred`` with respect to the real ``images`` (which must require
+    grad). The graph is kept, so the penalty can be back-propagated into the discriminator."""
+    (grad,) = torch.autograd.grad(pred.sum(), images, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()

@@ -8,7 +8,9 @@ best-metric tracking. It knows nothing of network insides.
 A :class:`Recipe` says what one iteration does and how to validate. In ``setup`` it builds its
 networks, losses and optimizers and registers them (:meth:`Engine.add_network`,
 :meth:`Engine.add_optimizer`); ``train_step`` runs forward passes and calls
-:meth:`Engine.backward` and :meth:`Engine.step`; ``validate`` returns metrics per dataset.
+:meth:`Engine.backward` and :meth:`Engine.step`; ``validate`` returns metrics per dataset;
+``on_iteration_end`` runs after each finished iteration (EMA updated, checkpoint written), e.g. for
+image snapshots.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class Recipe:
     """What one training iteration does, and validation. Subclasses implement the three methods;
     ``state_dict``/``load_state_dict`` carry any extra state into checkpoints."""
 
+    lower_is_better: frozenset[str] = frozenset()  # metrics whose best value is the lowest (FID ...)
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.opt = engine.opt
@@ -55,6 +59,10 @@ class Recipe:
         """{dataset name: {metric: value}}; runs on the main process only."""
         return {}
 
+    def on_iteration_end(self, iteration: int) -> None:
+        """Called on every process after iteration ``iteration`` is complete (EMA updated, logs,
+        validation and checkpoint done)."""
+
     def state_dict(self) -> dict:
         return {}
 
@@ -64,12 +72,13 @@ class Recipe:
 
 @dataclass
 class Slot:
-    """A registered network: as prepared by Accelerate (``module``), unwrapped (``bare``), and
-    its moving average."""
+    """A registered network: as prepared by Accelerate (``module``), unwrapped (``bare``), its
+    moving average, and its option section when the model files should describe it."""
 
     module: nn.Module
     bare: nn.Module
     ema: EMA | None
+    section: dict | None = None
 
 
 def _python_rng_state() -> dict:
@@ -131,7 +140,7 @@ class Engine:
         self.total_iter = int(train["total_iter"])
         self.slots: dict[str, Slot] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
-        self.schedule = build_scheduler(train.get("scheduler"))
+        self.schedule = build_scheduler(train.get("scheduler"), self.total_iter)
         self.best: dict[str, dict[str, dict]] = {}
         self.iteration = 0
         self.loader = None
@@ -140,9 +149,15 @@ class Engine:
 
     # ---------------------------------------------------------------- for recipes
 
-    def add_network(self, label: str, net: nn.Module, *, ema_decay: float = 0.0) -> nn.Module:
+    def add_network(self, label: str, net: nn.Module, *, ema_decay: float = 0.0,
+                    describe: dict | None = None) -> nn.Module:
         """Register network ``net_<label>``: loads ``path.pretrain_network_<label>`` if set, adds an
-        EMA copy when ``ema_decay > 0``, and returns the module prepared for training."""
+        EMA copy when ``ema_decay > 0``, and returns the module prepared for training.
+
+        With ``describe`` (the network's option section: ``type`` and constructor arguments) every
+        model file also holds it under ``network_<label>``, and each checkpoint writes the
+        evaluation weights (EMA if any) as a self-describing ``net_<label>_latest.safetensors``
+        (:mod:`restoregen.train.export`)."""
         paths = self.opt.get("path", {})
         pretrained = paths.get(f"pretrain_network_{label}")
         strict = paths.get(f"strict_load_{label}", True)
@@ -155,7 +170,7 @@ class Engine:
             if pretrained is not None:
                 load_pretrained(ema.module, pretrained, "params_ema", strict)
         module = self.accelerator.prepare(net)
-        self.slots[label] = Slot(module, net, ema)
+        self.slots[label] = Slot(module, net, ema, describe)
         return module
 
     def add_optimizer(self, label: str, params, section: dict) -> torch.optim.Optimizer:
@@ -193,11 +208,19 @@ class Engine:
     # ---------------------------------------------------------------- checkpoints
 
     def _save_models(self, tag: int | str) -> None:
+        from .export import export_state
+
         for label, slot in self.slots.items():
             data = {"params": clean_state_dict(slot.bare.state_dict())}
             if slot.ema is not None:
                 data["params_ema"] = clean_state_dict(slot.ema.module.state_dict())
+            if slot.section is not None:
+                data[f"network_{label}"] = slot.section
             atomic_save(data, model_path(self.root, label, tag))
+            if slot.section is not None and isinstance(tag, int):
+                key = "params_ema" if slot.ema is not None else "params"
+                export_state(data[key], slot.section, self.root / "models" / f"net_{label}_latest.safetensors",
+                             param_key=key, iteration=str(tag))
 
     def save_checkpoint(self, recipe: Recipe) -> None:
         """Models, then the training state (all processes call this; the main one writes)."""
@@ -346,7 +369,8 @@ class Engine:
             for dataset, values in results.items():
                 parts = []
                 for metric, value in values.items():
-                    better = metric_opts.get(metric, {}).get("better", "higher")
+                    default = "lower" if metric in recipe.lower_is_better else "higher"
+                    better = metric_opts.get(metric, {}).get("better", default)
                     record = self.best.setdefault(dataset, {}).get(metric)
                     improved = record is None or (value >= record["val"] if better == "higher" else value <= record["val"])
                     if improved:
@@ -446,6 +470,7 @@ class Engine:
                 self._validate(recipe)
             if self.iteration % save_freq == 0 or self.iteration == self.total_iter:
                 self.save_checkpoint(recipe)
+            recipe.on_iteration_end(self.iteration)
         bar.close()
         if self.is_main:
             for label in self.slots:

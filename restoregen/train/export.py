@@ -22,13 +22,19 @@ def export_weights(network: dict, checkpoint: str | Path, out: str | Path, *, pa
                    **metadata: str) -> dict[str, str]:
     """Write the ``param_key`` weights of ``checkpoint`` (a BasicSR ``.pth``) for the network of
     option section ``network`` (``network_g``) to ``out``; returns the metadata written."""
+    state, used = network_state(checkpoint, param_key)
+    return export_state(state, network, out, param_key=str(used), **metadata)
+
+
+def export_state(state: dict, network: dict, out: str | Path, **metadata: str) -> dict[str, str]:
+    """Write state dict ``state`` of the network of option section ``network`` to ``out`` with the
+    metadata above; returns the metadata written."""
     from safetensors.torch import save
 
-    state, used = network_state(checkpoint, param_key)
     kwargs = {k: v for k, v in network.items() if k != "type"}
     info = {"format": "restoregen", "arch": network["type"], "kwargs": json.dumps(kwargs, sort_keys=True),
-            "scale": str(kwargs.get("upscale", "")), "param_key": str(used), **metadata}
-    data = save({k: v.contiguous().clone() for k, v in state.items()}, metadata=info)
+            "scale": str(kwargs.get("upscale", "")), **metadata}
+    data = save({k: v.detach().cpu().contiguous().clone() for k, v in state.items()}, metadata=info)
     atomic_write(out, lambda file: file.write(data))
     return info
 

@@ -47,19 +47,41 @@ class CosineAnnealingRestartLR:
         return self.eta_min + weight * 0.5 * (initial - self.eta_min) * (1 + math.cos(math.pi * progress))
 
 
+class LinearDecay:
+    """Constant, then linearly towards 0 at ``total_iter``: StyleSwin's ``--lr_decay``, which
+    lowers the rate by ``initial / (total_iter - start_iter)`` after every 0-based iteration
+    ``i > start_iter``. Scheduler step ``s`` (= 0-based ``i``) therefore trains with ``initial *
+    (1 - (s - 1 - start_iter) / (total_iter - start_iter))`` once ``s > start_iter + 1``. A start
+    at or after the end keeps the rate constant."""
+
+    def __init__(self, start_iter: int, total_iter: int) -> None:
+        self.start, self.total = start_iter, total_iter
+
+    def lr(self, initial: float, step: int) -> float:
+        done = step - 1 - self.start
+        if done <= 0 or self.start >= self.total:
+            return initial
+        return initial * max(0.0, 1 - done / (self.total - self.start))
+
+
 SCHEDULERS = {
     "MultiStepLR": MultiStepRestartLR,
     "MultiStepRestartLR": MultiStepRestartLR,
     "CosineAnnealingRestartLR": CosineAnnealingRestartLR,
+    "LinearDecay": LinearDecay,
 }
 
 
-def build_scheduler(opt: dict | None):
-    """The schedule of a ``train.scheduler`` section (None: a constant rate)."""
+def build_scheduler(opt: dict | None, total_iter: int | None = None):
+    """The schedule of a ``train.scheduler`` section (None: a constant rate); ``total_iter`` goes
+    to the schedules that end with the run (:class:`LinearDecay`)."""
     if not opt:
         return MultiStepRestartLR([], 1.0)
     kwargs = dict(opt)
-    return SCHEDULERS[kwargs.pop("type")](**kwargs)
+    cls = SCHEDULERS[kwargs.pop("type")]
+    if cls is LinearDecay:
+        kwargs["total_iter"] = total_iter
+    return cls(**kwargs)
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, schedule, iteration: int, warmup_iter: int = -1) -> None:

@@ -37,3 +37,17 @@ def test_linear_warmup():
     assert optimizer.param_groups[0]["lr"] == pytest.approx(5e-4)
     set_learning_rate(optimizer, schedule, 10, warmup_iter=10)
     assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)
+
+
+def test_linear_decay_matches_styleswin_lr_decay():
+    # train_styleswin.py: after iteration i (0-based) with i > start, lr -= lr0 / (iter - start)
+    lr0, start, total = 5e-5, 6, 10
+    optimizer = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=lr0)
+    schedule = build_scheduler({"type": "LinearDecay", "start_iter": start}, total)
+    official = lr0
+    for i in range(total):
+        set_learning_rate(optimizer, schedule, i + 1)
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(official, rel=1e-9, abs=1e-18), i
+        if i > start:
+            official -= lr0 / (total - start)
+    assert build_scheduler({"type": "LinearDecay", "start_iter": 20}, 10).lr(lr0, 9) == lr0  # never starts

@@ -23,6 +23,8 @@ RECIPES: dict[str, str] = {
     "RealHATGANModel": "sr:SRGANRecipe",
     "RealDRCTGANModel": "sr:SRGANRecipe",
     "RealESRGANModel": "sr:SRGANRecipe",
+    # unconditional GANs: logistic loss, lazy R1, bCR / DiffAugment / ADA, FID
+    "StyleSwinGANModel": "gan:StyleSwinGANRecipe",
 }
 
 

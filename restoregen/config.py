@@ -8,8 +8,9 @@ Every problem raises :class:`OptionError`, whose message names the file, the lin
 The schema is BasicSR's, as used by the official HAT, DRCT and DLGSANet option files. restoregen's
 additions are few and documented where they are declared (``image_list``, ``worker_timeout``,
 ``mixed_precision``, ``grad_clip_norm``, ``grad_accum_steps``, ``vgg_weights``,
-``keep_checkpoints``, and the GAN recipes' datasets, regularisers, ``val.fid`` and snapshots). Keys that only matter to BasicSR's own launcher (``dist_params``,
-``prefetch_mode``, ``wandb``) are accepted and ignored: Accelerate does that job.
+``keep_checkpoints``, and the GAN recipes' datasets, regularisers, ``val.fid`` and snapshots).
+Keys that only matter to BasicSR's own launcher (``dist_params``, ``prefetch_mode``, ``wandb``)
+are accepted and ignored: Accelerate does that job.
 """
 
 from __future__ import annotations

@@ -46,19 +46,26 @@ def clean_state_dict(state: dict) -> dict:
 
 
 def load_weights(path: str | os.PathLike) -> dict:
-    """A weights file (``.pth`` via ``weights_only`` or ``.safetensors``) as a dict."""
+    """A weights file (``.pth`` via ``weights_only`` or ``.safetensors``) as a dict. Pickles are
+    read by :func:`restoregen.checkpoints.read_checkpoint`, so official StyleSwin/StyleGAN2
+    ``.pt`` files (an ``argparse.Namespace`` beside the weights) load without running code."""
     path = str(path)
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file
 
         return {k: v.clone() for k, v in load_file(path).items()}
-    return torch.load(path, map_location="cpu", weights_only=True)
+    from ..checkpoints import read_checkpoint
+
+    return read_checkpoint(path).data
 
 
 def network_state(path: str | os.PathLike, param_key: str | None = "params") -> tuple[dict, str | None]:
     """The state dict under ``param_key`` of a weights file (BasicSR's rule: fall back to
-    ``params`` when the key is missing; a file without such keys is the state dict itself)."""
+    ``params`` when the key is missing; a file without such keys is the state dict itself). The
+    EMA key ``params_ema`` falls back to ``g_ema`` first, the EMA generator of official GAN files."""
     data = load_weights(path)
+    if param_key == "params_ema" and param_key not in data and "g_ema" in data:  # official StyleSwin/StyleGAN2
+        param_key = "g_ema"
     if param_key is not None and param_key not in data and "params" in data:
         param_key = "params"
     if param_key is not None and param_key in data:

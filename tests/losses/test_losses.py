@@ -74,3 +74,16 @@ def test_missing_vgg_weights_say_where_to_put_them(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     with pytest.raises(FileNotFoundError, match="downloads nothing.*vgg19-dcbb9e9d.pth.*vgg_weights"):
         find_vgg_weights("vgg19")
+
+
+def test_r1_penalty_closed_form():
+    from restoregen.losses.gan import r1_penalty
+
+    weight = torch.randn(3, 4, 4)
+    images = torch.randn(5, 3, 4, 4, requires_grad=True)
+    pred = (images * weight).flatten(1).sum(1, keepdim=True) + images.pow(2).flatten(1).sum(1, keepdim=True)
+    penalty = r1_penalty(pred, images)  # d pred / d x = weight + 2 x
+    expected = (weight + 2 * images.detach()).pow(2).flatten(1).sum(1).mean()
+    torch.testing.assert_close(penalty, expected)
+    penalty.backward()  # the graph is kept for the second derivative
+    assert images.grad is not None

@@ -176,3 +176,48 @@ def test_two_processes_under_accelerate(photos, tmp_path):
     assert (root / "visualization" / "snapshot_00000003.png").is_file()
     losses = logged_losses(next(root.glob("train_tinygan_*.log")).read_text())
     assert len(losses) == 3 and all(math.isfinite(v) for step in losses for v in step.values())
+
+
+def test_fine_tune_from_an_official_checkpoint(photos, tmp_path, monkeypatch, capsys):
+    """``pretrain_network_g/d`` may name an official ``.pt`` (g / d / g_ema / args as a Namespace):
+    read without unpickling the Namespace; G from ``g``, its EMA from ``g_ema``, D from ``d``."""
+    import argparse
+
+    from restoregen.archs import build
+
+    opt = tiny_gan_options(photos, total_iter=1, checkpoint_every=1)
+    nets = {key: build(section.pop("type"), **section)
+            for key, section in (("g", dict(opt["network_g"])), ("d", dict(opt["network_d"])))}
+    ema = {k: v + 1 for k, v in nets["g"].state_dict().items()}
+    official = tmp_path / "official.pt"
+    torch.save({"g": nets["g"].state_dict(), "d": nets["d"].state_dict(), "g_ema": ema,
+                "args": argparse.Namespace(size=SIZE, r1=10.0)}, official)
+    opt["path"] = {"pretrain_network_g": str(official), "param_key_g": "g",
+                   "pretrain_network_d": str(official), "param_key_d": "d"}
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "-opt", str(write_options(tmp_path / "tiny.yml", opt))]) == 0
+    err = capsys.readouterr().err
+    for key in ("(key g)", "(key g_ema)", "(key d)"):
+        assert key in err
+    trained = torch.load(tmp_path / "experiments/tinygan/models/net_g_1.pth", weights_only=True)
+    name = "style.1.weight"  # one EMA step of decay 0.9 away from the official g_ema
+    expected = 0.9 * ema[name] + 0.1 * trained["params"][name]
+    torch.testing.assert_close(trained["params_ema"][name], expected)
+
+
+@pytest.mark.parametrize("change, key, words", [
+    (lambda o: o["datasets"]["train"].pop("size"), "datasets.train.size", "required option is missing"),
+    (lambda o: o["train"]["r1_opt"].update(gama=1), "train.r1_opt.gama", "did you mean 'gamma'"),
+    (lambda o: o.update(val={"val_freq": 2, "fid": {"inception_weights": "nowhere.pth"}}),
+     "val.fid.inception_weights", "does not exist"),
+    (lambda o: o["train"].update(diffaug_opt={"policy": "color,blur"}), "train.diffaug_opt.policy",
+     "unknown augmentation 'blur'"),
+    (lambda o: o["train"].update(grad_accum_steps=2), "train.grad_accum_steps", "use 1"),
+])
+def test_option_errors_name_the_key(photos, tmp_path, monkeypatch, capsys, change, key, words):
+    opt = tiny_gan_options(photos)
+    change(opt)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "-opt", str(write_options(tmp_path / "tiny.yml", opt))]) == 2
+    err = capsys.readouterr().err
+    assert f": {key}: " in err and words in err and "Traceback" not in err

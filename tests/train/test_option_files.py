@@ -94,7 +94,7 @@ def shrink(opt: dict, data: Path, vgg: Path) -> dict:
 def finish(opt: dict, vgg: Path) -> dict:
     """One iteration on the CPU with a checkpoint, validation and logs at it."""
     opt["num_gpu"] = 0
-    opt["path"]["pretrain_network_g"] = None
+    opt.setdefault("path", {})["pretrain_network_g"] = None
     opt["train"]["total_iter"] = 1
     if opt["train"].get("perceptual_opt"):
         opt["train"]["perceptual_opt"]["vgg_weights"] = str(vgg)

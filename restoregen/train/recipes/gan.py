@@ -84,7 +84,7 @@ class StyleSwinGANRecipe(Recipe):
         engine.add_optimizer("d", self.net_d.parameters(), optim_d)
 
         loss = dict(train.get("gan_opt") or DEFAULT_GAN_LOSS)
-        if loss.get("type") != "GANLoss" or loss.get("gan_type", "vanilla") not in GAN_TYPES:
+        if loss.get("type") != "GANLoss" or loss.get("gan_type") not in GAN_TYPES:
             raise option_error(opt, "train.gan_opt.type", "the GAN recipe takes a GANLoss (gan_type wgan_softplus "
                                "is the official logistic loss)")
         self.gan_weight = float(loss.pop("loss_weight", 1.0))
@@ -114,9 +114,8 @@ class StyleSwinGANRecipe(Recipe):
 
     def _check_options(self) -> None:
         opt, train = self.opt, self.opt["train"]
-        for key in ("network_d",):
-            if key not in opt:
-                raise option_error(opt, key, f"model type {opt['model_type']} needs a discriminator")
+        if "network_d" not in opt:
+            raise option_error(opt, "network_d", f"model type {opt['model_type']} needs a discriminator")
         if "optim_d" not in train:
             raise option_error(opt, "train.optim_d", f"model type {opt['model_type']} needs it")
         if train.get("grad_accum_steps", 1) != 1:
@@ -127,9 +126,6 @@ class StyleSwinGANRecipe(Recipe):
         if self.engine.accelerator.mixed_precision == "fp16":
             raise option_error(opt, "train.mixed_precision", "fp16 loss scaling does not cover the R1 gradient; "
                                "use bf16 or no")
-        if train.get("scheduler") and train["scheduler"]["type"] != "LinearDecay":
-            log.warning("the GAN recipe is usually run with a constant rate or LinearDecay, not %s",
-                        train["scheduler"]["type"])
 
     def _fid_wanted(self) -> bool:
         section = (self.opt.get("val") or {}).get("fid")
@@ -205,7 +201,8 @@ class StyleSwinGANRecipe(Recipe):
         if self.ada is not None:
             self._adapt(real_pred.detach(), n, iteration)
             losses["aug_p"] = torch.tensor(self.aug_p)
-        return {k: v.detach() for k, v in losses.items()}
+        order = ("l_d", "l_g")  # the progress bar shows the first two
+        return {k: losses[k].detach() for k in (*order, *(k for k in losses if k not in order))}
 
     def _adapt(self, real_pred: Tensor, n: int, iteration: int) -> None:
         """ADA: move ``p`` towards keeping ``E[sign(D(x))]`` (the overfitting signal) at ``target``."""

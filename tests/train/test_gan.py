@@ -163,7 +163,8 @@ def test_diffaugment_with_adaptive_probability(photos, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_two_processes_under_accelerate(photos, tmp_path):
-    write_options(tmp_path / "tiny.yml", tiny_gan_options(photos, total_iter=3, checkpoint_every=3))
+    # 10 iterations: R1 at 1 and 9, a checkpoint and a snapshot at 10
+    write_options(tmp_path / "tiny.yml", tiny_gan_options(photos, total_iter=10, checkpoint_every=10))
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                "--main_process_port", str(free_port()), "-m", "restoregen", "train", "-opt", "tiny.yml"]
@@ -171,11 +172,12 @@ def test_two_processes_under_accelerate(photos, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 process(es)" in result.stderr and "weights identical on all 2 processes" in result.stderr
     root = tmp_path / "experiments" / "tinygan"
-    state = torch.load(root / "training_states" / "3.state", weights_only=True)
+    state = torch.load(root / "training_states" / "10.state", weights_only=True)
     assert state["world_size"] == 2 and len(state["rng"]) == 2
-    assert (root / "visualization" / "snapshot_00000003.png").is_file()
+    assert (root / "visualization" / "snapshot_00000010.png").is_file()
     losses = logged_losses(next(root.glob("train_tinygan_*.log")).read_text())
-    assert len(losses) == 3 and all(math.isfinite(v) for step in losses for v in step.values())
+    assert len(losses) == 10 and all(math.isfinite(v) for step in losses for v in step.values())
+    assert losses[8]["l_r1"] != losses[7]["l_r1"]  # the second R1 step ran (the log shows the latest value)
 
 
 def test_fine_tune_from_an_official_checkpoint(photos, tmp_path, monkeypatch, capsys):

@@ -156,16 +156,21 @@ def measure(case: Case, path: str, threads: int, repeats: int, warmup: int, coun
         result.peak_mb = _peak_rss_mb() - base
         if count_flops:
             result.gflop = counter.get_total_flops() / 1e9
-        for _ in range(warmup - 1):  # the first forward was one
-            run()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - start)
-        result.ms = statistics.median(times) * 1e3
+        result.ms = median_seconds(run, repeats, warmup - 1) * 1e3  # the first forward was a warm-up
     result.output_mpix = output_mpix
     return result
+
+
+def median_seconds(fn, repeats: int, warmup: int = 0) -> float:
+    """Median wall time of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def matmul_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:
@@ -173,13 +178,7 @@ def matmul_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:
 
     torch.set_num_threads(threads)
     a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - start)
-    return 2 * size**3 / statistics.median(times) / 1e9
+    return 2 * size**3 / median_seconds(lambda: a @ b, repeats, warmup=1) / 1e9
 
 
 def _in_process(fn, *args):

@@ -15,14 +15,12 @@ import argparse
 import contextlib
 import functools
 import platform
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
 
 from restoregen.archs import build
-from restoregen.bench import DLGSANET_LIGHT_X4, DRCT_X4, HAT_S_X4
+from restoregen.bench import DLGSANET_LIGHT_X4, DRCT_X4, HAT_S_X4, median_seconds
 from restoregen.attention import (
     WindowAttention,
     attention_backend,
@@ -86,17 +84,6 @@ CASES: dict[str, Callable[[], Callable[[], object] | dict[str, Callable[[], obje
     "dlgsanet-light x4 forward 64x64 dynamic conv": dlgsanet_dynamic_conv,
     "dlgsanet-light dynamic conv alone 64x64 c48 g8 k7": dynamic_conv_alone,
 }
-
-
-def median_seconds(fn: Callable[[], object], repeats: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

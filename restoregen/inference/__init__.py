@@ -5,7 +5,7 @@ Submodules load on first use, so that importing a command (for ``--help``) stays
 
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_exports
 
 # name -> submodule that defines it
 _EXPORTS = {
@@ -15,13 +15,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

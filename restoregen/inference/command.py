@@ -62,7 +62,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "input names. With a file INPUT, an OUTPUT ending in an image extension is the output file")
     parser.add_argument("--model", metavar="PATH", help="checkpoint: .pth/.pt/.ckpt (read with weights_only=True, "
                         "never fully unpickled) or .safetensors; official HAT, DRCT and DLGSANet weights are "
-                        "recognised (see weights/README.md)")
+                        "recognised (see weights/README.md). Default: the bundled x4 model (a small HAT, "
+                        "weights/restoregen_default_x4.safetensors)")
     parser.add_argument("--model-arg", metavar="KEY=VALUE", type=_model_arg, action="append", default=[],
                         help="override a constructor argument that the weights cannot reveal, e.g. img_range=255. "
                         "or tlc_kernel=64 (repeatable)")
@@ -103,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
 
     model_path = args.model or default_model_path()
     if model_path is None:
-        return _error("no --model given, and no default model is bundled yet. Pass --model PATH with an official "
+        return _error("no --model given, and this installation lacks the bundled default model "
+                      "(restoregen/weights/restoregen_default_x4.safetensors). Pass --model PATH with an official "
                       "HAT, DRCT or DLGSANet checkpoint (.pth or .safetensors; see weights/README.md)")
     try:
         device = resolve_device(args.device)

@@ -28,8 +28,8 @@ __all__ = ["CheckpointError", "ModelInfo", "default_model_path", "load_model", "
 WRAPPER_KEYS = ("params_ema", "params", "g_ema", "state_dict", "model", "net_g", "generator")
 # Prefixes added by DataParallel/DDP (module.), torch.compile (_orig_mod.) and Lightning-style wrappers.
 STRIPPED_PREFIXES = ("module.", "_orig_mod.", "model.", "net_g.")
-# File name of the bundled default model in restoregen/weights/; None until one is bundled.
-DEFAULT_MODEL: str | None = None
+# The bundled default model, in restoregen/weights/ (a link to the repository's weights/ folder).
+DEFAULT_MODEL: str | None = "restoregen_default_x4.safetensors"
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class ModelInfo:
 
 
 def default_model_path() -> Path | None:
-    """The bundled default model, or None while no default is bundled."""
+    """The bundled default model, or None if this installation lacks it."""
     if DEFAULT_MODEL is None:
         return None
     path = Path(str(resources.files("restoregen") / "weights" / DEFAULT_MODEL))

@@ -109,8 +109,6 @@ def test_single_file_and_usage_errors(inputs: Path, tiny_model_file: Path, capsy
     assert main(["upscale", str(inputs / "deep.png"), str(target), "--model", str(tiny_model_file), "--quiet"]) == 0
     assert cv2.imread(str(target), cv2.IMREAD_UNCHANGED).dtype == np.uint16
     capsys.readouterr()
-    assert main(["upscale", str(inputs), str(inputs.parent / "o")]) == 2
-    assert "no --model given, and no default model is bundled yet" in capsys.readouterr().err
     assert main(["upscale", str(inputs), str(inputs.parent / "o"), "--model", str(inputs / "notes.png")]) == 2
     assert "notes.png: not a torch.save checkpoint" in capsys.readouterr().err
     assert main(["upscale", str(inputs / "nothing"), "o", "--model", str(tiny_model_file)]) == 2
@@ -127,3 +125,20 @@ def test_help_documents_every_option(capsys: pytest.CaptureFixture) -> None:
     for option in ("--model", "--model-arg", "--tile", "--tile-overlap", "--device", "--precision", "--ext",
                    "--suffix", "--recursive", "--overwrite", "--max-pixels", "--quiet", "INPUT", "OUTPUT"):
         assert option in text
+
+
+def test_default_model_without_model_option(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    cv2.imwrite(str(tmp_path / "photo.png"), _photo(24, 32))
+    assert main(["upscale", str(tmp_path / "photo.png"), str(tmp_path / "out"), "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert "HAT x4" in captured.out + captured.err and "restoregen_default_x4.safetensors" in captured.out + captured.err
+    assert cv2.imread(str(tmp_path / "out" / "photo.png")).shape == (96, 128, 3)
+
+
+def test_missing_default_model_is_a_clear_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    from restoregen.inference import loading
+
+    monkeypatch.setattr(loading, "DEFAULT_MODEL", "missing.safetensors")
+    assert main(["upscale", str(tmp_path), str(tmp_path / "o")]) == 2
+    assert "lacks the bundled default model" in capsys.readouterr().err

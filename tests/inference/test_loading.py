@@ -124,7 +124,10 @@ def test_overrides_and_computed_buffers(tiny_model_file: Path) -> None:
 
 def test_public_api_and_light_import() -> None:
     assert restoregen.load_model is load_model
-    assert default_model_path() is None  # no bundled default yet: --model is required
+    bundled = default_model_path()
+    assert bundled is not None and bundled.name == "restoregen_default_x4.safetensors"
+    model, info = load_model(bundled)
+    assert (info.arch, info.scale) == ("HAT", 4)
     code = ("import sys, restoregen, restoregen.inference.command; "
             "print(sorted(m for m in ('torch', 'numpy', 'cv2', 'PIL') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)

@@ -66,11 +66,12 @@ def dynamic_depthwise_conv(x: Tensor, weight: Tensor, method: str | None = None)
     # contiguous (b, c, h, w) operands keep every tap one vectorised pass (channels-last inputs are ~10x slower)
     padded = F.pad(x.contiguous(), (pad, pad, pad, pad)).view(b, groups, c // groups, height + 2 * pad, width + 2 * pad)
     weight = weight.contiguous()
-    out = x.new_zeros(b, groups, c // groups, height, width)
+    # the k*k taps are summed in float32 (bfloat16 sums lose DLGSANet's 1e-2 accuracy, README "GPU")
+    out = x.new_zeros(b, groups, c // groups, height, width, dtype=torch.promote_types(x.dtype, torch.float32))
     for i in range(kh):
         for j in range(kw):
             out.addcmul_(padded[..., i:i + height, j:j + width], weight[:, :, i, j].unsqueeze(2))
-    return out.view(b, c, height, width)
+    return out.view(b, c, height, width).to(x.dtype)
 
 
 def _triton_dynamic_conv(x: Tensor, weight: Tensor) -> Tensor:

@@ -226,9 +226,7 @@ def _fold(q: Tensor, k: Tensor, v: Tensor, attn_bias: Tensor | None):
     ``(heads, N, N)`` bias); the bias is only ever expanded over dimensions it already spans.
     """
     lead = tuple(q.shape[:-2])
-    if len(lead) == 2:
-        return q, k, v, attn_bias
-    if len(lead) < 2:
+    if len(lead) <= 2:  # the bias goes 4-D too: with a 3-D one, SDPA on the CPU falls back to its math kernel
         shape = (1,) * (2 - len(lead)) + lead
         return (*(t.reshape(*shape, *t.shape[-2:]) for t in (q, k, v)),
                 None if attn_bias is None else attn_bias.reshape((1,) * (4 - attn_bias.dim()) + tuple(attn_bias.shape)))

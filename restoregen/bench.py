@@ -1,6 +1,6 @@
 """The benchmark table: each network's fast path against the explicit ``math`` path, in one run.
 
-    restoregen bench [--quick] [--only TEXT] [--json PATH] [--threads N] [--compile]
+    restoregen bench [--quick] [--only TEXT] [--json PATH] [--threads N] [--compile] [--device cuda]
     python scripts/bench.py ...   (the same)
 
 Every measurement runs in a fresh process (so peak memory is its own): build the network with
@@ -9,6 +9,10 @@ up, then time ``--repeats`` forwards under ``torch.inference_mode`` (median). ``
 default path (attention backend ``auto``); ``math`` is the explicit computation in the official
 order. FLOPs come from ``torch.utils.flop_counter`` (multiply-add = 2 FLOPs) and are compared with
 this machine's fp32 matmul rate, measured at the start of the run.
+
+``--device cuda`` runs the GPU table instead: HAT-S x4 at 256x256 in bfloat16 through the default
+(``auto``) and ``triton`` backends against ``math`` in float32, peak memory from the CUDA allocator,
+and the SDPA kernels each path actually ran (read from the profiler).
 """
 
 from __future__ import annotations
@@ -65,6 +69,13 @@ def cases() -> list[Case]:
     return table
 
 
+GPU_CASES = [Case("HAT-S x4 256x256", "HAT", HAT_S_X4, 256), Case("HAT x4 256x256", "HAT", HAT_X4, 256, quick=False)]
+
+# path -> (attention backend, dtype, torch.compile)
+PATHS = {"fast": ("auto", "float32", False), "math": ("math", "float32", False),
+         "fast+compile": ("auto", "float32", True), "fast bf16": ("auto", "bfloat16", False),
+         "triton bf16": ("triton", "bfloat16", False)}
+
 MEMORY_CASES = [
     Case("HAT-S x4 upscale 1024x1024, 256 tiles", "upscale", dict(model=HAT_S_X4, tile=256, overlap=16), 1024,
          quick=False),
@@ -94,9 +105,11 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _workload(case: Case):
+def _workload(case: Case, device: str = "cpu", dtype_name: str = "float32"):
     """(callable running one forward, output megapixels per forward) for a case."""
     import torch
+
+    dtype = getattr(torch, dtype_name)
 
     from . import archs
 
@@ -119,32 +132,36 @@ def _workload(case: Case):
         return lambda: upscaler(image), (case.size * 4) ** 2 / 1e6
     if case.arch not in archs.list_archs():
         raise LookupError(f"{case.arch} is not available in this build")
-    model = archs.build(case.arch, **case.kwargs).eval()
+    model = archs.build(case.arch, **case.kwargs).eval().to(device, dtype)
     if case.arch == "StyleSwinGenerator":
-        z = torch.randn(case.size, model.style_dim)
+        z = torch.randn(case.size, model.style_dim).to(device, dtype)
         return lambda: model(z), case.size * model.size**2 / 1e6
-    x = torch.rand(1, 3, case.size, case.size)
+    x = torch.rand(1, 3, case.size, case.size).to(device, dtype)
     scale = case.kwargs["upscale"]
     return lambda: model(x), (case.size * scale) ** 2 / 1e6
 
 
-def measure(case: Case, path: str, threads: int, repeats: int, warmup: int, count_flops: bool) -> Result:
+def measure(case: Case, path: str, threads: int, repeats: int, warmup: int, count_flops: bool,
+            device: str = "cpu") -> Result:
     """One measurement; runs in its own process."""
     import torch
+
+    torch.set_num_threads(threads)
+    backend, dtype_name, compiled = PATHS[path]
+    result = Result(case.name, path)
+    try:
+        run, output_mpix = _workload(case, device, dtype_name)
+    except (LookupError, ImportError) as error:
+        result.skipped = str(error)
+        return result
+    if device == "cuda":
+        return _measure_cuda(result, run, output_mpix, backend, repeats, warmup)
     from torch.utils.flop_counter import FlopCounterMode
 
     from .attention import attention_backend
 
-    torch.set_num_threads(threads)
-    result = Result(case.name, path)
-    try:
-        run, output_mpix = _workload(case)
-    except (LookupError, ImportError) as error:
-        result.skipped = str(error)
-        return result
-    backend = "math" if path == "math" else "auto"
     with attention_backend(backend), torch.inference_mode():
-        if path.endswith("compile"):
+        if compiled:
             run = torch.compile(run)
             start = time.perf_counter()
             run()
@@ -173,12 +190,56 @@ def median_seconds(fn, repeats: int, warmup: int = 0) -> float:
     return statistics.median(times)
 
 
-def matmul_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:
+def _measure_cuda(result: Result, run, output_mpix: float, backend: str, repeats: int, warmup: int) -> Result:
+    """GPU timing (CUDA events around each forward) and the allocator's peak above the weights."""
+    import torch
+
+    from .attention import attention_backend, sdpa_kernels
+
+    with attention_backend(backend), torch.inference_mode():
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        run()
+        torch.cuda.synchronize()
+        result.peak_mb = (torch.cuda.max_memory_allocated() - base) / 2**20
+        for _ in range(max(warmup, 3)):
+            run()
+        times = []
+        for _ in range(max(repeats, 10)):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            run()
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end))
+        result.ms = statistics.median(times)
+        result.extra["sdpa_kernels"] = list(sdpa_kernels(run))
+        result.extra["device_name"] = torch.cuda.get_device_name()
+    result.output_mpix = output_mpix
+    return result
+
+
+def matmul_gflops(threads: int, size: int = 2048, repeats: int = 5, device: str = "cpu") -> float:
+    """fp32 matmul rate on the CPU, bf16 on CUDA."""
     import torch
 
     torch.set_num_threads(threads)
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    return 2 * size**3 / median_seconds(lambda: a @ b, repeats, warmup=1) / 1e9
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
+
+    def step():
+        a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    return 2 * size**3 / median_seconds(step, repeats, warmup=1) / 1e9
+
+
+def _cuda_name() -> str:
+    import torch
+
+    return f"{torch.cuda.get_device_name()}, torch {torch.__version__}"
 
 
 def _in_process(fn, *args):
@@ -194,8 +255,11 @@ def _row(result: Result, peak_gflops: float, reference: Result | None) -> str:
     peak = f"{result.gflop / (result.ms / 1e3) / peak_gflops * 100:5.1f}%" if result.gflop else f"{'-':>6}"
     speedup = f"{reference.ms / result.ms:6.2f}x" if reference and reference.ms else f"{'-':>7}"
     compile_s = f" (compile {result.compile_s:.1f} s)" if result.compile_s else ""
+    kernels = result.extra.get("sdpa_kernels")
+    kernels = f" SDPA: {', '.join(kernels) or 'none'}" if kernels is not None else ""
+    memory = f" {result.peak_mb / reference.peak_mb:5.2f}x mem" if reference and reference.peak_mb and kernels else ""
     return (f"{result.case:<42} {result.path:<13} {result.ms:10.1f} {mpix_s} {result.peak_mb:9.0f} {gflop} {peak} "
-            f"{speedup}{compile_s}")
+            f"{speedup}{memory}{compile_s}{kernels}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,6 +275,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch CPU threads")
     parser.add_argument("--repeats", type=int, default=None, help="timed forwards per measurement (default 3, quick 1)")
     parser.add_argument("--compile", action="store_true", help="also time the fast path under torch.compile")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="cuda: the GPU table (bf16 fast and triton paths against fp32 math)")
     parser.add_argument("--json", default="bench_results/bench.json", help="where to write the results")
     parser.set_defaults(func=run)
 
@@ -218,13 +284,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     repeats = args.repeats or (1 if args.quick else 3)
     warmup = 1 if args.quick else 2
-    peak_gflops = _in_process(matmul_gflops, args.threads)
-    print(f"restoregen bench: {platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, "
-          f"torch threads {args.threads}, fp32, batch 1; fp32 matmul peak {peak_gflops:.0f} GFLOP/s "
-          f"(2048^3); median of {repeats}", flush=True)
+    cuda = args.device == "cuda"
+    if cuda:
+        import torch
+
+        if not torch.cuda.is_available():
+            print("restoregen bench: --device cuda, but torch sees no CUDA device", file=sys.stderr)
+            return 2
+    peak_gflops = _in_process(matmul_gflops, args.threads, 2048, 5, args.device)
+    where = (_in_process(_cuda_name) if cuda else
+             f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, torch threads {args.threads}")
+    print(f"restoregen bench: {where}, batch 1; {'bf16' if cuda else 'fp32'} matmul peak {peak_gflops:.0f} "
+          f"GFLOP/s (2048^3); median of {repeats}", flush=True)
     print(f"{'case':<42} {'path':<13} {'ms':>10} {'MP/s':>8} {'peak MB':>9} {'GFLOP':>8} {'%peak':>6} {'vs math':>7}")
-    paths = ["fast", "math"] + (["fast+compile"] if args.compile else [])
-    selected = [c for c in cases() + MEMORY_CASES if args.only in c.name and (c.quick or not args.quick)]
+    if cuda:
+        paths = ["fast bf16", "triton bf16", "math"]
+        pool = GPU_CASES
+    else:
+        paths = ["fast", "math"] + (["fast+compile"] if args.compile else [])
+        pool = cases() + MEMORY_CASES
+    selected = [c for c in pool if args.only in c.name and (c.quick or not args.quick)]
     results: list[Result] = []
     for case in selected:
         if case.arch == "upscale":
@@ -237,8 +316,8 @@ def run(args: argparse.Namespace) -> int:
         case_paths = sorted(case_paths, key=lambda p: p != "math")
         measured = {}
         for path in case_paths:
-            count = path == "math" or "math" not in case_paths
-            result = _in_process(measure, case, path, args.threads, repeats, warmup, count)
+            count = not cuda and (path == "math" or "math" not in case_paths)
+            result = _in_process(measure, case, path, args.threads, repeats, warmup, count, args.device)
             if result.gflop is None and "math" in measured:
                 result.gflop = measured["math"].gflop
             measured[path] = result
@@ -253,7 +332,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"peak memory per input pixel: tiled 1024x1024 fast / untiled 256x256 math = {ratio:.3f}")
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"machine": platform.platform(), "cores": os.cpu_count(), "threads": args.threads,
+    payload = {"machine": platform.platform(), "device": where, "cores": os.cpu_count(), "threads": args.threads,
                "python": sys.version.split()[0], "matmul_gflops": peak_gflops, "repeats": repeats,
                "results": [asdict(r) for r in results]}
     tmp = out.with_suffix(out.suffix + ".tmp")

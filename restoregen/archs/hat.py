@@ -11,17 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..attention import (
-    attend,
-    merge_heads,
-    overlap_relative_position_index,
-    overlapping_windows,
-    relative_position_bias,
-    relative_position_index,
-    split_heads,
-    window_merge,
-    window_partition,
-)
+from ..attention import overlap_relative_position_index, overlapping_window_attention, relative_position_index
 from .blocks import CAB, Mlp, SwinBlock, SwinSRFrame, drop_path_rates, init_transformer_weights, residual_conv, run_blocks
 from .registry import register
 
@@ -46,12 +36,10 @@ class OCAB(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
     def forward(self, x: Tensor, index: Tensor) -> Tensor:
-        _, height, width, _ = x.shape
         q, k, v = self.qkv(self.norm1(x)).chunk(3, dim=-1)
-        q = split_heads(window_partition(q, self.window_size), self.num_heads)
-        k, v = (split_heads(overlapping_windows(t, self.window_size, self.overlap_window), self.num_heads) for t in (k, v))
-        out = attend(q, k, v, bias=relative_position_bias(self.relative_position_bias_table, index), scale=self.scale)
-        x = x + self.proj(window_merge(merge_heads(out), self.window_size, height, width))
+        out = overlapping_window_attention(q, k, v, self.relative_position_bias_table, index, self.window_size,
+                                           self.overlap_window, self.num_heads, self.scale)
+        x = x + self.proj(out)
         return x + self.mlp(self.norm2(x))
 
 

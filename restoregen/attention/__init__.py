@@ -6,14 +6,22 @@ restoregen.
 
 from .backends import (
     BACKENDS,
+    CUDA_AUTO,
     ENV_VAR,
+    SDPA_HEAD_MULTIPLE,
     attend,
     attention_backend,
     auto_backend,
     available_backends,
     flex_available,
+    merge_heads,
+    pad_head_dim,
+    qkv_heads,
     requested_backend,
     resolve_backend,
+    split_heads,
+    triton_available,
+    window_backend,
 )
 from .channel import (
     CHANNEL_ATTENTION_ACTIVATIONS,
@@ -24,11 +32,14 @@ from .channel import (
     tlc_partition,
 )
 from .dynamic import DYNAMIC_CONV_METHODS, dynamic_depthwise_conv
-from .modules import WindowAttention, WindowAttentionCore, merge_heads, qkv_heads, split_heads
+from .fused import overlapping_window_attention
+from .modules import WindowAttention, WindowAttentionCore
+from .profiling import sdpa_kernels
 from .sliding import sliding_window_attention, sliding_window_mask
 from .windows import (
     map_windows,
     overlap_relative_position_index,
+    overlapping_window_tokens,
     overlapping_windows,
     pad_to_multiple,
     relative_position_bias,
@@ -43,10 +54,12 @@ from .windows import (
 )
 
 __all__ = [
-    "BACKENDS", "ENV_VAR", "attend", "attention_backend", "auto_backend", "available_backends",
-    "flex_available", "requested_backend", "resolve_backend", "WindowAttention", "WindowAttentionCore",
+    "BACKENDS", "CUDA_AUTO", "ENV_VAR", "SDPA_HEAD_MULTIPLE", "attend", "attention_backend", "auto_backend",
+    "available_backends", "flex_available", "pad_head_dim", "requested_backend", "resolve_backend",
+    "triton_available", "window_backend", "sdpa_kernels", "WindowAttention", "WindowAttentionCore",
     "merge_heads", "qkv_heads", "split_heads", "WindowGroup", "WindowLayout", "map_windows",
-    "overlap_relative_position_index", "overlapping_windows", "pad_to_multiple", "relative_position_bias",
+    "overlap_relative_position_index", "overlapping_window_attention", "overlapping_window_tokens",
+    "overlapping_windows", "pad_to_multiple", "relative_position_bias",
     "relative_position_index", "shifted_window_mask", "to_pair", "window_layout", "window_merge", "window_partition",
     "CHANNEL_ATTENTION_ACTIVATIONS", "channel_attention", "channel_self_attention", "tlc_grid", "tlc_merge",
     "tlc_partition", "DYNAMIC_CONV_METHODS", "dynamic_depthwise_conv",

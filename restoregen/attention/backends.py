@@ -8,6 +8,17 @@ last two dimensions with one of these backends:
 - ``sdpa``: ``torch.nn.functional.scaled_dot_product_attention`` with bias and mask combined into
   one ``attn_mask``.
 - ``flex``: FlexAttention, the combined bias read in a ``score_mod``; compiled once per shape.
+  Window attention (:mod:`.modules`, :func:`.fused.overlapping_window_attention`) instead gathers
+  the relative-position bias from its table inside the ``score_mod`` and covers shifted and
+  overlapping windows with a ``block_mask`` (:mod:`.fused`): no dense bias or mask is built.
+- ``triton``: restoregen's fused Triton kernels where the computation is windowed (window
+  attention: partition + bias + mask + softmax + PV in one kernel; DLGSANet's dynamic
+  convolution); every other call runs ``sdpa``. Needs a CUDA GPU (or ``TRITON_INTERPRET=1``, which
+  runs the kernels in Triton's interpreter on the CPU, for testing).
+
+On CUDA, ``sdpa`` zero-pads head sizes that are not a multiple of 8 (HAT, DRCT and SwinIR use 30)
+and passes the scale explicitly, so that the memory-efficient and cuDNN kernels, which take an
+additive bias, accept the call instead of the unfused math kernel.
 
 The backend is chosen per call (``backend=``), by the :func:`attention_backend` context manager,
 or by the ``RESTOREGEN_ATTENTION`` environment variable; ``auto`` (the default) picks the fastest
@@ -28,8 +39,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-BACKENDS = ("math", "sdpa", "flex")
+BACKENDS = ("math", "sdpa", "flex", "triton")
 ENV_VAR = "RESTOREGEN_ATTENTION"
+
+# The memory-efficient and cuDNN SDPA kernels need head sizes in multiples of 8 (FlashAttention
+# rejects any bias); on CUDA, ``sdpa`` pads q, k and v with zeros up to this multiple.
+SDPA_HEAD_MULTIPLE = 8
+
+# The backend ``auto`` runs on CUDA for windowed computations, where a fused kernel could replace
+# the default path: ``window`` for window attention (``sdpa``, ``flex`` or ``triton``),
+# ``dynamic_conv`` for DLGSANet's dynamic convolution (``sdpa``: the default shifted-sum path, or
+# ``triton``). Both stay on the default paths until a GPU run of ``restoregen bench`` measures a win
+# (README, "GPU"); then change them here.
+CUDA_AUTO = {"window": "sdpa", "dynamic_conv": "sdpa"}
 
 _selected: contextvars.ContextVar[str | None] = contextvars.ContextVar("restoregen_attention", default=None)
 
@@ -41,6 +63,9 @@ def _validate(name: str, source: str) -> str:
     if name == "flex" and not flex_available():
         raise ValueError(f"attention backend 'flex' (from {source}) needs torch.nn.attention.flex_attention, "
                          f"which torch {torch.__version__} does not have")
+    if name == "triton" and not triton_available():
+        raise ValueError(f"attention backend 'triton' (from {source}) needs the triton package and a CUDA GPU "
+                         "(or TRITON_INTERPRET=1 to run the kernels in Triton's interpreter, for testing)")
     return name
 
 
@@ -71,9 +96,34 @@ def flex_available() -> bool:
     return True
 
 
+def triton_interpreted() -> bool:
+    """Whether Triton kernels run in Triton's interpreter (``TRITON_INTERPRET=1``; CPU tensors, testing)."""
+    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
+
+
+@functools.cache
+def _triton_importable() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("triton") is not None
+
+
+def triton_available() -> bool:
+    """Whether the ``triton`` backend can run: triton installed, and a CUDA GPU or the interpreter."""
+    return _triton_importable() and (triton_interpreted() or torch.cuda.is_available())
+
+
+def triton_runs_on(x: Tensor) -> bool:
+    """Whether restoregen's Triton kernels run on ``x``'s device (CUDA, or the CPU in the interpreter)."""
+    if not _triton_importable():
+        return False
+    return x.is_cuda if not triton_interpreted() else x.device.type == "cpu"
+
+
 def available_backends() -> tuple[str, ...]:
-    """Backends this torch build can run."""
-    return tuple(name for name in BACKENDS if name != "flex" or flex_available())
+    """Backends this torch build and machine can run."""
+    checks = {"flex": flex_available, "triton": triton_available}
+    return tuple(name for name in BACKENDS if name not in checks or checks[name]())
 
 
 def auto_backend(q: Tensor) -> str:
@@ -82,9 +132,24 @@ def auto_backend(q: Tensor) -> str:
     SDPA is valid for every device, dtype and head size (it falls back to its own math kernel where
     a fused one does not apply) and is the fastest measured here: on CPU 2-2.5x faster than the
     explicit computation with a bias, while compiled FlexAttention was slower and has no CPU
-    backward (``scripts/bench_attention.py`` measures all three).
+    backward (``scripts/bench_attention.py`` measures all three). On CUDA, head sizes that are not
+    a multiple of 8 are padded so that the memory-efficient or cuDNN kernel takes the bias.
     """
     return "sdpa"
+
+
+def window_backend(x: Tensor, kind: str = "window") -> str:
+    """The concrete backend of a windowed computation on ``x``: the selected one, ``auto`` resolved.
+
+    ``auto`` is ``sdpa`` except on CUDA, where :data:`CUDA_AUTO` names it. ``triton`` falls back to
+    ``sdpa`` where the kernels cannot run on ``x``'s device.
+    """
+    name = requested_backend()
+    if name == "auto":
+        name = CUDA_AUTO[kind] if x.is_cuda else "sdpa"
+    if name == "triton" and not triton_runs_on(x):
+        return "sdpa"
+    return name
 
 
 def attend(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None = None, mask: Tensor | None = None,
@@ -108,6 +173,23 @@ def resolve_backend(q: Tensor, backend: str | None = None) -> str:
     """The concrete backend a call with query ``q`` runs: ``backend`` or the selected one, ``auto`` resolved."""
     name = _validate(backend, "backend=") if backend is not None else requested_backend()
     return auto_backend(q) if name == "auto" else name
+
+
+def split_heads(x: Tensor, num_heads: int) -> Tensor:
+    """``(..., N, heads*d)`` -> ``(..., heads, N, d)`` (a view)."""
+    *lead, n, c = x.shape
+    return x.view(*lead, n, num_heads, c // num_heads).transpose(-3, -2)
+
+
+def merge_heads(x: Tensor) -> Tensor:
+    """``(..., heads, N, d)`` -> ``(..., N, heads*d)``."""
+    *lead, h, n, d = x.shape
+    return x.transpose(-3, -2).reshape(*lead, n, h * d)
+
+
+def qkv_heads(qkv: Tensor, num_heads: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Split a fused ``(..., N, 3*C)`` projection into q, k, v of shape ``(..., heads, N, C/heads)``."""
+    return tuple(split_heads(t, num_heads) for t in qkv.chunk(3, dim=-1))
 
 
 def _math(q, k, v, bias, mask, scale, dropout_p):
@@ -144,9 +226,7 @@ def _fold(q: Tensor, k: Tensor, v: Tensor, attn_bias: Tensor | None):
     ``(heads, N, N)`` bias); the bias is only ever expanded over dimensions it already spans.
     """
     lead = tuple(q.shape[:-2])
-    if len(lead) == 2:
-        return q, k, v, attn_bias
-    if len(lead) < 2:
+    if len(lead) <= 2:  # the bias goes 4-D too: with a 3-D one, SDPA on the CPU falls back to its math kernel
         shape = (1,) * (2 - len(lead)) + lead
         return (*(t.reshape(*shape, *t.shape[-2:]) for t in (q, k, v)),
                 None if attn_bias is None else attn_bias.reshape((1,) * (4 - attn_bias.dim()) + tuple(attn_bias.shape)))
@@ -165,11 +245,59 @@ def _fold(q: Tensor, k: Tensor, v: Tensor, attn_bias: Tensor | None):
     return q4, k4, v4, attn_bias
 
 
+def pad_head_dim(q: Tensor, k: Tensor, v: Tensor, multiple: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Zero-pad the head dimension (last) of ``q``, ``k`` and ``v`` up to a multiple of ``multiple``.
+
+    Zeros change neither ``q k^T`` nor the first ``Dv`` channels of the output, so attention on the
+    padded tensors, with the scale of the original head size passed explicitly and the output cut
+    back to ``Dv`` channels, is the same attention (and autograd cuts the padding from the gradients).
+    """
+    def pad(t: Tensor) -> Tensor:
+        extra = -t.shape[-1] % multiple
+        return F.pad(t, (0, extra)) if extra else t
+
+    return pad(q), pad(k), pad(v)
+
+
 def _sdpa(q, k, v, bias, mask, scale, dropout_p):
     attn_bias = _combined_bias(bias, mask, q.dtype)
     q4, k4, v4, b4 = _fold(q, k, v, attn_bias)
+    dv = v4.shape[-1]
+    if _pads_heads(q4):
+        q4, k4, v4 = pad_head_dim(q4, k4, v4, SDPA_HEAD_MULTIPLE)
     out = F.scaled_dot_product_attention(q4, k4, v4, attn_mask=b4, dropout_p=dropout_p, scale=scale)
-    return out.reshape(*q.shape[:-1], v.shape[-1])
+    if out.shape[-1] != dv:
+        out = out[..., :dv]
+    return out.reshape(*q.shape[:-1], dv)
+
+
+def _pads_heads(q: Tensor) -> bool:
+    """Whether ``sdpa`` pads the head size (on CUDA, where the fused kernels need multiples of 8)."""
+    return q.is_cuda and (q.shape[-1] % SDPA_HEAD_MULTIPLE != 0)
+
+
+class RecomputedBackward(torch.autograd.Function):
+    """``forward_fn(*inputs)`` without autograd; the backward differentiates ``grad_fn(*inputs)``,
+    recomputed like activation checkpointing. For kernels without a backward of their own (Triton
+    kernels, FlexAttention on the CPU): ``grad_fn`` is an equivalent differentiable computation.
+
+    ``inputs`` are tensors or None; everything else goes into the two callables.
+    """
+
+    @staticmethod
+    def forward(ctx, forward_fn, grad_fn, *inputs):
+        ctx.grad_fn = grad_fn
+        ctx.save_for_backward(*inputs)
+        return forward_fn(*(None if t is None else t.detach() for t in inputs))
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        with torch.enable_grad():
+            leaves = [None if t is None else t.detach().requires_grad_(need)
+                      for t, need in zip(ctx.saved_tensors, ctx.needs_input_grad[2:])]
+            wanted = [t for t in leaves if t is not None and t.requires_grad]
+            grads = iter(torch.autograd.grad(ctx.grad_fn(*leaves), wanted, grad_out) if wanted else ())
+        return None, None, *(next(grads) if t is not None and t.requires_grad else None for t in leaves)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,9 +314,25 @@ def _compiled_flex() -> Callable:
     return torch.compile(flex_attention, dynamic=False)
 
 
-def _flex_forward(q4: Tensor, k4: Tensor, v4: Tensor, b4: Tensor | None, scale: float) -> Tensor:
+def run_flex(q: Tensor, k: Tensor, v: Tensor, scale: float, score_mod: Callable | None = None,
+             block_mask=None) -> Tensor:
+    """Compiled FlexAttention (one kernel per shape and ``score_mod``/``mask_mod`` code), or unfused
+    FlexAttention with a warning where compiling fails (no C++ compiler, unsupported shape)."""
     from torch.nn.attention.flex_attention import flex_attention
 
+    try:
+        # one compiled kernel per shape (window attention sees a handful); dynamo's default limit is 8
+        with torch._dynamo.config.patch(cache_size_limit=_FLEX_SHAPES_LIMIT):
+            return _compiled_flex()(q, k, v, score_mod=score_mod, block_mask=block_mask, scale=scale)
+    except Exception as error:
+        warnings.warn(f"compiled FlexAttention failed ({type(error).__name__}: {error}); running it eagerly",
+                      RuntimeWarning, stacklevel=3)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*flex_attention called without torch.compile.*")
+            return flex_attention(q, k, v, score_mod=score_mod, block_mask=block_mask, scale=scale)
+
+
+def _flex_forward(q4: Tensor, k4: Tensor, v4: Tensor, b4: Tensor | None, scale: float) -> Tensor:
     score_mod = None
     if b4 is not None:
         if b4.dtype == torch.bool:
@@ -198,41 +342,7 @@ def _flex_forward(q4: Tensor, k4: Tensor, v4: Tensor, b4: Tensor | None, scale: 
         def score_mod(score, b, h, q_idx, kv_idx):
             return score + b4[b, h, q_idx, kv_idx]
 
-    try:
-        # one compiled kernel per shape (window attention sees a handful); dynamo's default limit is 8
-        with torch._dynamo.config.patch(cache_size_limit=_FLEX_SHAPES_LIMIT):
-            return _compiled_flex()(q4, k4, v4, score_mod=score_mod, scale=scale)
-    except Exception as error:  # no C++ compiler / unsupported shape: run FlexAttention unfused
-        warnings.warn(f"compiled FlexAttention failed ({type(error).__name__}: {error}); running it eagerly",
-                      RuntimeWarning, stacklevel=3)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*flex_attention called without torch.compile.*")
-            return flex_attention(q4, k4, v4, score_mod=score_mod, scale=scale)
-
-
-class _FlexMathBackward(torch.autograd.Function):
-    """FlexAttention forward with the gradient of the explicit computation.
-
-    torch has no FlexAttention backward on the CPU; the backward recomputes ``math`` (like
-    activation checkpointing), so the ``flex`` backend can also train there.
-    """
-
-    @staticmethod
-    def forward(ctx, q4, k4, v4, b4, scale):
-        ctx.scale = scale
-        ctx.save_for_backward(q4, k4, v4, b4)
-        return _flex_forward(q4.detach(), k4.detach(), v4.detach(), None if b4 is None else b4.detach(), scale)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        flags = ctx.needs_input_grad[:4]
-        with torch.enable_grad():
-            leaves = [None if t is None else t.detach().requires_grad_(flag)
-                      for t, flag in zip(ctx.saved_tensors, flags)]
-            wanted = [t for t in leaves if t is not None and t.requires_grad]
-            out = _math(*leaves[:3], leaves[3], None, ctx.scale, 0.0)
-            grads = iter(torch.autograd.grad(out, wanted, grad_out) if wanted else ())
-        return (*(next(grads) if t is not None and t.requires_grad else None for t in leaves), None)
+    return run_flex(q4, k4, v4, scale, score_mod)
 
 
 def _flex(q, k, v, bias, mask, scale, dropout_p):
@@ -241,13 +351,15 @@ def _flex(q, k, v, bias, mask, scale, dropout_p):
     attn_bias = _combined_bias(bias, mask, q.dtype)
     q4, k4, v4, b4 = _fold(q, k, v, attn_bias)
     needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (q4, k4, v4, b4))
-    if needs_grad and q4.device.type == "cpu":
+    if needs_grad and q4.device.type == "cpu":  # torch has no FlexAttention backward on the CPU
         if b4 is not None and b4.dtype == torch.bool:
             b4 = torch.zeros(b4.shape, dtype=q4.dtype, device=q4.device).masked_fill_(~b4, -math.inf)
-        out = _FlexMathBackward.apply(q4, k4, v4, b4, scale)
+        out = RecomputedBackward.apply(lambda *t: _flex_forward(*t, scale), lambda *t: _math(*t, None, scale, 0.0),
+                                       q4, k4, v4, b4)
     else:
         out = _flex_forward(q4, k4, v4, b4, scale)
     return out.reshape(*q.shape[:-1], v.shape[-1])
 
 
-_IMPLEMENTATIONS = {"math": _math, "sdpa": _sdpa, "flex": _flex}
+# ``attend`` calls are not windowed: under ``triton`` they run ``sdpa`` (see the module docstring)
+_IMPLEMENTATIONS = {"math": _math, "sdpa": _sdpa, "flex": _flex, "triton": _sdpa}

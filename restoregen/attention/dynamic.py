@@ -3,7 +3,8 @@
 DLGSANet's multi-head dynamic local self-attention (after "On the Connection between Local
 Attention and Dynamic Depth-wise Convolution", Han et al., ICLR 2022) predicts a ``k x k`` kernel
 per pixel and per group of channels (a "head") and applies it to the neighbourhood of that pixel.
-The official code runs a cupy CUDA kernel; here it is plain PyTorch and runs on every device.
+The official code runs a cupy CUDA kernel; here it is plain PyTorch and runs on every device, with
+a fused Triton kernel for CUDA (:mod:`.kernels`).
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from .backends import resolve_backend
+import torch
 
-DYNAMIC_CONV_METHODS = ("shift", "unfold")
+from .backends import RecomputedBackward, resolve_backend, triton_runs_on, window_backend
+
+DYNAMIC_CONV_METHODS = ("shift", "unfold", "triton")
 
 
 def dynamic_depthwise_conv(x: Tensor, weight: Tensor, method: str | None = None) -> Tensor:
@@ -30,8 +33,12 @@ def dynamic_depthwise_conv(x: Tensor, weight: Tensor, method: str | None = None)
             by its kernel tap: nothing larger than the input is materialised, and the backward
             keeps only views. ``"unfold"`` is the explicit im2col computation of the official
             kernel, which materialises ``k*k`` copies of the input; it is the reference the other
-            is tested and benchmarked against. ``None`` follows the attention backend: ``unfold``
-            under ``math`` (the explicit reference path), ``shift`` otherwise.
+            is tested and benchmarked against. ``"triton"`` is one fused kernel (each kernel tap is
+            loaded once per block of pixels and applied to every channel of its group; float32
+            accumulation; CUDA, or Triton's interpreter); its backward recomputes ``shift``.
+            ``None`` follows the attention backend: ``unfold`` under ``math`` (the explicit
+            reference path), ``triton`` under ``triton`` where it can run (and under ``auto`` on
+            CUDA once ``CUDA_AUTO["dynamic_conv"]`` says so), ``shift`` otherwise.
     """
     b, c, height, width = x.shape
     if weight.dim() != 6 or weight.shape[0] != b or weight.shape[-2:] != (height, width):
@@ -44,6 +51,12 @@ def dynamic_depthwise_conv(x: Tensor, weight: Tensor, method: str | None = None)
     pad = (kh - 1) // 2
     if method is None:
         method = "unfold" if resolve_backend(x) == "math" else "shift"
+        if method == "shift" and window_backend(x, "dynamic_conv") == "triton":
+            method = "triton"
+    if method == "triton":
+        if not triton_runs_on(x):
+            raise ValueError("dynamic convolution method 'triton' needs CUDA tensors (or TRITON_INTERPRET=1)")
+        return _triton_dynamic_conv(x, weight)
     if method == "unfold":
         columns = F.unfold(x, kh, padding=pad).view(b, groups, c // groups, kh * kw, height, width)
         out = (columns * weight.reshape(b, groups, 1, kh * kw, height, width)).sum(3)
@@ -53,8 +66,18 @@ def dynamic_depthwise_conv(x: Tensor, weight: Tensor, method: str | None = None)
     # contiguous (b, c, h, w) operands keep every tap one vectorised pass (channels-last inputs are ~10x slower)
     padded = F.pad(x.contiguous(), (pad, pad, pad, pad)).view(b, groups, c // groups, height + 2 * pad, width + 2 * pad)
     weight = weight.contiguous()
-    out = x.new_zeros(b, groups, c // groups, height, width)
+    # the k*k taps are summed in float32 (bfloat16 sums lose DLGSANet's 1e-2 accuracy, README "GPU")
+    out = x.new_zeros(b, groups, c // groups, height, width, dtype=torch.promote_types(x.dtype, torch.float32))
     for i in range(kh):
         for j in range(kw):
             out.addcmul_(padded[..., i:i + height, j:j + width], weight[:, :, i, j].unsqueeze(2))
-    return out.view(b, c, height, width)
+    return out.view(b, c, height, width).to(x.dtype)
+
+
+def _triton_dynamic_conv(x: Tensor, weight: Tensor) -> Tensor:
+    from . import kernels
+
+    if not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)):
+        return kernels.dynamic_depthwise_conv(x, weight)
+    return RecomputedBackward.apply(kernels.dynamic_depthwise_conv,
+                                    lambda x, weight: dynamic_depthwise_conv(x, weight, "shift"), x, weight)

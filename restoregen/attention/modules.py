@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .backends import attend, resolve_backend
+from . import fused
+from .backends import attend, merge_heads, qkv_heads, split_heads, window_backend
 from .windows import (
     Pair,
     map_windows,
@@ -16,23 +17,6 @@ from .windows import (
     WindowLayout,
     window_layout,
 )
-
-
-def split_heads(x: Tensor, num_heads: int) -> Tensor:
-    """``(..., N, heads*d)`` -> ``(..., heads, N, d)`` (a view)."""
-    *lead, n, c = x.shape
-    return x.view(*lead, n, num_heads, c // num_heads).transpose(-3, -2)
-
-
-def merge_heads(x: Tensor) -> Tensor:
-    """``(..., heads, N, d)`` -> ``(..., N, heads*d)``."""
-    *lead, h, n, d = x.shape
-    return x.transpose(-3, -2).reshape(*lead, n, h * d)
-
-
-def qkv_heads(qkv: Tensor, num_heads: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Split a fused ``(..., N, 3*C)`` projection into q, k, v of shape ``(..., heads, N, C/heads)``."""
-    return tuple(split_heads(t, num_heads) for t in qkv.chunk(3, dim=-1))
 
 
 class WindowAttentionCore(nn.Module):
@@ -64,11 +48,8 @@ class WindowAttentionCore(nn.Module):
 
         Without autograd (inference) the result is cached per mask until the table changes.
         """
-        if index is None:
-            index = getattr(self, "relative_position_index", None)
+        index = self._index(index)
         table = self.relative_position_bias_table
-        if index is None:
-            index = relative_position_index(self.window_size, table.device)
         if torch.is_grad_enabled() or torch.compiler.is_compiling():
             bias = relative_position_bias(table, index)
             return bias if mask is None else bias + mask
@@ -92,6 +73,14 @@ class WindowAttentionCore(nn.Module):
                      scale=self.scale, dropout_p=self.attn_drop if self.training else 0.0)
         return merge_heads(out)
 
+    def _index(self, index: Tensor | None) -> Tensor:
+        """The relative-position index: ``index`` if given, else the stored buffer, else the cached one."""
+        if index is None:
+            index = getattr(self, "relative_position_index", None)
+        if index is None:
+            index = relative_position_index(self.window_size, self.relative_position_bias_table.device)
+        return index
+
     def forward_map(self, qkv: Tensor, shift: int = 0, mask: Tensor | None = None,
                     index: Tensor | None = None) -> Tensor:
         """(Shifted) window attention of a channels-last map.
@@ -100,21 +89,31 @@ class WindowAttentionCore(nn.Module):
         window; returns ``(B, H, W, C)``.
 
         The ``math`` backend follows the official data movement: cyclic shift, partition, one
-        ``(nW, N, N)`` mask (``mask`` if given), merge, shift back. The other backends gather the
-        windows with a cached :class:`WindowLayout` and attend group by group, each group with its
-        bias and ``(N, N)`` mask combined once, so nothing grows with windows x heads x N².
+        ``(nW, N, N)`` mask (``mask`` if given), merge, shift back. ``sdpa`` gathers the windows with
+        a cached :class:`WindowLayout` and attends group by group, each group with its bias and
+        ``(N, N)`` mask combined once, so nothing grows with windows x heads x N². ``flex`` attends
+        the gathered windows at once, the bias gathered from the table in the kernel and the shift
+        mask a block mask; ``triton`` runs one kernel on the map (see :mod:`.fused`). The fast paths
+        use Swin's standard shift mask (the official one; a ``mask`` argument is not read).
         """
-        layout = self._layout(qkv, shift)
-        if layout is None:
+        backend = self._backend(qkv)
+        if backend == "math":
             mask = self._official_mask(qkv, shift, mask)
             return map_windows(lambda windows: WindowAttentionCore.forward(self, *windows.chunk(3, dim=-1), mask, index),
                                qkv, self.window_size, shift)
-        return layout.merge(self._attend_layout(layout.partition(qkv), layout, index))
+        if backend == "triton":
+            return self._attend_map_triton(qkv, shift, index)
+        layout = self._layout(qkv, shift)
+        return layout.merge(self._attend_layout(layout.partition(qkv), layout, shift, index, backend))
 
-    def _layout(self, x: Tensor, shift: int) -> WindowLayout | None:
-        """The window layout for the fast path, or None when the ``math`` backend runs."""
-        if resolve_backend(x) == "math":
-            return None
+    def _backend(self, x: Tensor) -> str:
+        """The window-attention backend for ``x``; attention dropout (training) needs ``sdpa`` or ``math``."""
+        backend = window_backend(x)
+        if backend in ("flex", "triton") and self.training and self.attn_drop > 0:
+            return "sdpa"
+        return backend
+
+    def _layout(self, x: Tensor, shift: int) -> WindowLayout:
         return window_layout(x.shape[1], x.shape[2], self.window_size, (shift, shift), x.device, x.dtype)
 
     def _official_mask(self, x: Tensor, shift: int, mask: Tensor | None) -> Tensor | None:
@@ -123,14 +122,30 @@ class WindowAttentionCore(nn.Module):
         return mask if mask is not None else shifted_window_mask(x.shape[1], x.shape[2], self.window_size, shift,
                                                                  x.device, x.dtype)
 
-    def _attend_layout(self, qkv: Tensor, layout: WindowLayout, index: Tensor | None) -> Tensor:
+    def _attend_layout(self, qkv: Tensor, layout: WindowLayout, shift: int, index: Tensor | None,
+                       backend: str) -> Tensor:
         """Attention of fused ``(B, nW, N, 3C)`` windows in ``layout`` order -> ``(B, nW, N, C)``."""
+        if backend == "flex":
+            plan = fused.shifted_window_plan(layout.height, layout.width, layout.window, (shift, shift), qkv.device)
+            q, k, v = (fused.flex_heads(t, self.num_heads) for t in qkv.chunk(3, dim=-1))
+            out = fused.flex_window_attention(q, k, v, self.relative_position_bias_table, self._index(index),
+                                              self.scale, plan)
+            return fused.flex_merge(out, plan.windows)
         q, k, v = qkv_heads(qkv, self.num_heads)
         dropout_p = self.attn_drop if self.training else 0.0
         outs = [merge_heads(attend(q[:, g.start:g.stop], k[:, g.start:g.stop], v[:, g.start:g.stop],
-                                   bias=self.bias(index, g.mask), scale=self.scale, dropout_p=dropout_p))
+                                   bias=self.bias(index, g.mask), scale=self.scale, dropout_p=dropout_p,
+                                   backend="sdpa"))
                 for g in layout.groups]
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+
+    def _attend_map_triton(self, qkv: Tensor, shift: int, index: Tensor | None) -> Tensor:
+        """The fused Triton kernel on a ``(B, H, W, 3C)`` map -> ``(B, H, W, C)``."""
+        b, height, width, _ = qkv.shape
+        plan = fused.shifted_window_plan(height, width, self.window_size, (shift, shift), qkv.device)
+        q, k, v = qkv.reshape(b, height * width, -1).chunk(3, dim=-1)
+        out = fused.triton_window_attention(q, k, v, plan, self.bias(index), self.num_heads, self.scale)
+        return out.view(b, height, width, -1)
 
 
 class WindowAttention(WindowAttentionCore):
@@ -157,11 +172,15 @@ class WindowAttention(WindowAttentionCore):
     def forward_map(self, x: Tensor, shift: int = 0, mask: Tensor | None = None, index: Tensor | None = None) -> Tensor:
         """(Shifted) window self-attention of a channels-last map ``(B, H, W, C)`` (see the core's).
 
-        On the fast path the windows are gathered before the qkv projection (a third of the bytes).
+        On the ``sdpa`` and ``flex`` paths the windows are gathered before the qkv projection (a
+        third of the bytes); the Triton kernel reads the projected map directly.
         """
-        layout = self._layout(x, shift)
-        if layout is None:
+        backend = self._backend(x)
+        if backend == "math":
             mask = self._official_mask(x, shift, mask)
             return map_windows(lambda windows: self(windows, mask, index), x, self.window_size, shift)
-        out = self._attend_layout(self.qkv(layout.partition(x)), layout, index)
+        if backend == "triton":
+            return self.proj_drop(self.proj(self._attend_map_triton(self.qkv(x), shift, index)))
+        layout = self._layout(x, shift)
+        out = self._attend_layout(self.qkv(layout.partition(x)), layout, shift, index, backend)
         return layout.merge(self.proj_drop(self.proj(out)))

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -38,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .backends import _compiled_flex, _validate, attend, flex_available, requested_backend
+from .backends import RecomputedBackward, _validate, attend, flex_available, requested_backend, run_flex
 from .windows import _no_inference
 
 Grid = tuple[int, ...]
@@ -340,39 +339,8 @@ def _flex_plan(grid: Grid, window: Window, global_tokens: int, device: torch.dev
 
 
 def _flex_forward(q: Tensor, k: Tensor, v: Tensor, plan: _FlexPlan, scale: float) -> Tensor:
-    from torch.nn.attention.flex_attention import flex_attention
-
     qt, kt, vt = (t[:, :, plan.order] for t in (q, k, v))
-    try:
-        out = _compiled_flex()(qt, kt, vt, block_mask=plan.block_mask, scale=scale)
-    except Exception as error:  # no C++ compiler / unsupported shape: run it unfused
-        warnings.warn(f"compiled FlexAttention failed ({type(error).__name__}: {error}); running it eagerly",
-                      RuntimeWarning, stacklevel=4)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*flex_attention called without torch.compile.*")
-            out = flex_attention(qt, kt, vt, block_mask=plan.block_mask, scale=scale)
-    return out[:, :, plan.inverse]
-
-
-class _RecomputedBackward(torch.autograd.Function):
-    """``forward_fn`` without autograd; the backward recomputes ``grad_fn`` (like checkpointing).
-
-    torch has no FlexAttention backward on the CPU: there the gradient comes from the sdpa path.
-    """
-
-    @staticmethod
-    def forward(ctx, forward_fn, grad_fn, q, k, v):
-        ctx.grad_fn = grad_fn
-        ctx.save_for_backward(q, k, v)
-        return forward_fn(q, k, v)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        with torch.enable_grad():
-            leaves = [t.detach().requires_grad_(need) for t, need in zip(ctx.saved_tensors, ctx.needs_input_grad[2:])]
-            wanted = [t for t in leaves if t.requires_grad]
-            grads = iter(torch.autograd.grad(ctx.grad_fn(*leaves), wanted, grad_out))
-        return None, None, *(next(grads) if t.requires_grad else None for t in leaves)
+    return run_flex(qt, kt, vt, scale, block_mask=plan.block_mask)[:, :, plan.inverse]
 
 
 def _flex_sliding(q: Tensor, k: Tensor, v: Tensor, grid: Grid, window: Window, scale: float, global_tokens: int):
@@ -380,7 +348,8 @@ def _flex_sliding(q: Tensor, k: Tensor, v: Tensor, grid: Grid, window: Window, s
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
     if not (needs_grad and q.device.type == "cpu"):
         return _flex_forward(q, k, v, plan, scale)
-    return _RecomputedBackward.apply(
+    # torch has no FlexAttention backward on the CPU: there the gradient comes from the sdpa path
+    return RecomputedBackward.apply(
         lambda *qkv: _flex_forward(*qkv, plan, scale),
         lambda *qkv: _sdpa_sliding(*qkv, grid, window, scale, global_tokens), q, k, v)
 
@@ -413,7 +382,8 @@ def sliding_window_attention(q: Tensor, k: Tensor, v: Tensor, grid: Sequence[int
             axis are clamped to it.
         scale: multiplies ``q k^T``; defaults to ``D ** -0.5``.
         global_tokens: leading tokens that attend every key and that every query attends.
-        backend: overrides the selected backend (``auto``, ``math``, ``sdpa``, ``flex``).
+        backend: overrides the selected backend (``auto``, ``math``, ``sdpa``, ``flex``; ``triton``
+            runs the ``auto`` choice).
     """
     grid, window = resolve_window(grid, window)
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
@@ -425,6 +395,6 @@ def sliding_window_attention(q: Tensor, k: Tensor, v: Tensor, grid: Sequence[int
     if scale is None:
         scale = q.shape[-1] ** -0.5
     name = _validate(backend, "backend=") if backend is not None else requested_backend()
-    if name == "auto":
+    if name in ("auto", "triton"):  # no Triton kernel of its own: the triton backend runs the auto choice
         name = auto_sliding_backend(q)
     return _IMPLEMENTATIONS[name](q, k, v, grid, window, float(scale), int(global_tokens))

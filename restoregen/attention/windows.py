@@ -142,6 +142,20 @@ def relative_position_bias(table: Tensor, index: Tensor) -> Tensor:
     return table[index.reshape(-1)].view(*index.shape, -1).permute(2, 0, 1)
 
 
+def _shift_regions(height: int, width: int, window: Pair, shift: Pair, device) -> Tensor:
+    """``(H, W)`` labels of Swin's shifted-window regions: after the cyclic shift by ``-shift``, a
+    window can hold pixels from up to four regions that were not adjacent (labels 0..8)."""
+    (wh, ww), (sh, sw) = window, shift
+
+    def region(length: int, win: int, sft: int) -> Tensor:
+        ids = torch.zeros(length, dtype=torch.int64, device=device)
+        ids[length - win:] = 1
+        ids[length - sft:] = 2
+        return ids
+
+    return region(height, wh, sh)[:, None] * 3 + region(width, ww, sw)[None, :]
+
+
 @functools.lru_cache(maxsize=64)
 @_no_inference
 def shifted_window_mask(height: int, width: int, window: int | Pair, shift: int | Pair,
@@ -152,16 +166,9 @@ def shifted_window_mask(height: int, width: int, window: int | Pair, shift: int 
     After the cyclic shift by ``-shift``, a window can hold pixels from up to four regions that
     were not adjacent; pairs from different regions get ``fill`` (-100 in HAT/SwinIR/DRCT).
     """
-    (wh, ww), (sh, sw) = to_pair(window), to_pair(shift)
-
-    def region(length: int, win: int, sft: int) -> Tensor:
-        ids = torch.zeros(length, dtype=torch.int64, device=device)
-        ids[length - win:] = 1
-        ids[length - sft:] = 2
-        return ids
-
-    labels = region(height, wh, sh)[:, None] * 3 + region(width, ww, sw)[None, :]
-    labels = window_partition(labels[None, :, :, None], (wh, ww))[0, :, :, 0]  # nW, N
+    window, shift = to_pair(window), to_pair(shift)
+    labels = _shift_regions(height, width, window, shift, device)
+    labels = window_partition(labels[None, :, :, None], window)[0, :, :, 0]  # nW, N
     different = labels[:, None, :] != labels[:, :, None]
     return torch.zeros(different.shape, dtype=dtype, device=device).masked_fill_(different, fill)
 
@@ -183,7 +190,9 @@ class WindowLayout:
     partitioning is one ``index_select`` (no roll, no permute copy) and merging is one more with
     the inverse permutation. Windows are sorted into groups sharing a shift mask (interior, last
     column, last row, corner), so attention needs one ``(N, N)`` mask per group instead of an
-    ``(nW, N, N)`` tensor that grows with the image.
+    ``(nW, N, N)`` tensor that grows with the image. ``labels`` (shifted layouts only) gives the
+    shift region of every token in layout order: the mask is -100 exactly between different labels
+    (the fused kernels mask from the labels and never build a mask).
     """
 
     height: int
@@ -192,6 +201,7 @@ class WindowLayout:
     order: Tensor
     inverse: Tensor
     groups: tuple[WindowGroup, ...]
+    labels: Tensor | None = None
 
     @property
     def tokens_per_window(self) -> int:
@@ -233,4 +243,18 @@ def window_layout(height: int, width: int, window: Pair, shift: Pair = (0, 0),
         mask = masks[window_order[start]] if masks is not None and value.item() else None
         groups.append(WindowGroup(start, start + count.item(), mask))
         start += count.item()
-    return WindowLayout(height, width, (wh, ww), order, torch.argsort(order), tuple(groups))
+    labels = None
+    if sh or sw:
+        regions = _shift_regions(height, width, (wh, ww), (sh, sw), device)
+        labels = window_partition(regions[None, :, :, None], (wh, ww))[0, :, :, 0][window_order].reshape(-1)
+    return WindowLayout(height, width, (wh, ww), order, torch.argsort(order), tuple(groups), labels)
+
+
+@functools.lru_cache(maxsize=64)
+@_no_inference
+def overlapping_window_tokens(height: int, width: int, window: int, overlap_window: int,
+                              device: torch.device | str = "cpu") -> Tensor:
+    """The map token behind every key of :func:`overlapping_windows`: ``(nW * overlap_window**2,)``
+    row-major token indices of a ``height x width`` map, -1 where the key is zero padding."""
+    tokens = torch.arange(1, height * width + 1, device=device).view(1, height, width, 1)
+    return overlapping_windows(tokens, window, overlap_window).reshape(-1) - 1

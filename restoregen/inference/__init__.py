@@ -11,7 +11,7 @@ from .._lazy import lazy_exports
 _EXPORTS = {
     "load_model": "loading", "ModelInfo": "loading", "CheckpointError": "loading", "default_model_path": "loading",
     "read_image": "io", "write_image": "io", "ImageData": "io", "ImageReadError": "io",
-    "Upscaler": "tiling", "tiled_forward": "tiling",
+    "Upscaler": "tiling", "tiled_forward": "tiling", "fp16_guard": "precision",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -10,8 +10,10 @@ image never has to fit on the GPU. Two things keep tiles from showing:
   cross-fade linearly over its middle (weights sum to one), so there is no hard cut where they meet.
 
 :class:`Upscaler` adds what a folder run needs: the tile size from the free memory (``"auto"``),
-retry with smaller tiles on out-of-memory, and a float32 fallback when a reduced precision gives
-non-finite values (float16 overflows in Swin attention and turns images black).
+retry with smaller tiles on out-of-memory, bfloat16 end to end or float16 with a range guard
+(:mod:`.precision`; float16 alone overflows in Swin networks and turns images black), a float32
+fallback should a reduced precision still give non-finite values, and on CUDA a captured CUDA graph
+for the full-size tiles, which all have one shape.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from .loading import ModelInfo
+from .precision import fp16_guard, precision_context, weight_dtype
 
 __all__ = ["NonFiniteOutput", "Upscaler", "blend_ramp", "resolve_device", "resolve_precision", "tile_starts",
            "tiled_forward"]
@@ -145,24 +148,61 @@ def _free_bytes(device: torch.device) -> int:
         return 8 * 2**30
 
 
+class _GraphedForward:
+    """``model`` captured in a CUDA graph for one input shape: replays copy the input into a static
+    buffer and return the static output (valid until the next replay)."""
+
+    def __init__(self, model: nn.Module, example: Tensor) -> None:
+        device = example.device
+        self.input = example.clone()
+        stream = torch.cuda.Stream(device)
+        stream.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(stream):  # warm-up: lazy caches, workspaces and compiled kernels
+            model(self.input)
+        torch.cuda.current_stream(device).wait_stream(stream)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.output = model(self.input)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        self.input.copy_(x)
+        self.graph.replay()
+        return self.output
+
+
 class Upscaler:
     """A loaded network on a device and precision, applied tile by tile to CPU images.
 
     ``tile`` is the side of the square window the network sees (``"auto"``: from the free memory;
     0: the whole image at once); ``overlap`` is how many input pixels neighbouring windows share.
     The tile size shrinks (and stays shrunk) after an out-of-memory error.
+
+    ``precision``: ``bf16`` runs the network in bfloat16 end to end; ``fp16`` keeps float32 weights
+    and runs every convolution and linear layer in float16 behind :func:`~.precision.fp16_guard`.
+
+    ``cuda_graphs`` (``None``: on for CUDA devices): the second time a full ``tile x tile`` patch of
+    one dtype comes, the forward pass is captured in a CUDA graph and replayed for every later one
+    (no per-kernel launch cost; one private memory pool per shape). Other shapes run eagerly; on the
+    CPU nothing changes. A model that cannot be captured runs eagerly, with one log line.
     """
 
     def __init__(self, model: nn.Module, info: ModelInfo, device: torch.device | str = "cpu",
                  precision: str = "auto", tile: int | str = "auto", overlap: int = 32,
-                 log: Callable[[str], None] = lambda message: None) -> None:
+                 log: Callable[[str], None] = lambda message: None, cuda_graphs: bool | None = None) -> None:
         self.device = torch.device(device)
         self.dtype = resolve_precision(precision, self.device)
         self.info = info
-        self.model = model.eval().to(self.device, self.dtype)
+        self.model = model.eval().to(self.device, weight_dtype(self.dtype))
+        if self.dtype == torch.float16:
+            fp16_guard(self.model)
         self.tile: int | None = None if tile == "auto" else int(tile)
         self.overlap = overlap
         self.log = log
+        if cuda_graphs and self.device.type != "cuda":
+            raise ValueError(f"CUDA graphs need a CUDA device, not {self.device}")
+        self.cuda_graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
+        self._graphs: dict[tuple, _GraphedForward] = {}
+        self._shapes_seen: set[tuple] = set()
 
     def _round(self, tile: int) -> int:
         multiple = max(self.info.size_multiple, 1)
@@ -179,7 +219,7 @@ class Upscaler:
         torch.cuda.synchronize(self.device)
         torch.cuda.reset_peak_memory_stats(self.device)
         base = torch.cuda.memory_allocated(self.device)
-        with torch.inference_mode():
+        with torch.inference_mode(), precision_context(self.device, self.dtype):
             self.model(probe)
         peak = torch.cuda.max_memory_allocated(self.device) - base
         return max(peak / side**2 * 1.25, 1.0)
@@ -191,11 +231,38 @@ class Upscaler:
         return self._round(min(max(side, MIN_TILE), MAX_AUTO_TILE.get(self.device.type, 512)))
 
     def _run(self, patch: Tensor) -> Tensor:
-        with torch.inference_mode():
-            result = self.model(patch.to(self.device).to(self.dtype))
+        x = patch.to(self.device).to(self.dtype)
+        with torch.inference_mode(), precision_context(self.device, self.dtype):
+            result = self._forward(x)
         if self.dtype != torch.float32 and not torch.isfinite(result).all():
             raise NonFiniteOutput(f"non-finite values in {self.dtype} output")
         return result.float().cpu()
+
+    def _forward(self, x: Tensor) -> Tensor:
+        """The model on one patch: through a CUDA graph for repeated full-size tiles, else eagerly."""
+        key = (tuple(x.shape), x.dtype)
+        full = self._round(self.tile) if self.tile else 0
+        if not self.cuda_graphs or tuple(x.shape[-2:]) != (full, full):
+            return self.model(x)
+        if key in self._graphs:
+            return self._graphs[key](x)
+        if key not in self._shapes_seen:  # a shape seen once (a single-tile image) is not worth capturing
+            self._shapes_seen.add(key)
+            return self.model(x)
+        try:
+            self._graphs[key] = _GraphedForward(self.model, x)
+        except Exception as error:  # noqa: BLE001 - any capture failure: stay eager
+            if _is_out_of_memory(error):
+                raise
+            self.log(f"CUDA graphs are not available for this model ({type(error).__name__}: {error}); "
+                     "running eagerly")
+            self.cuda_graphs = False
+            return self.model(x)
+        return self._graphs[key](x)
+
+    def _drop_graphs(self) -> None:
+        self._graphs.clear()
+        self._shapes_seen.clear()
 
     def __call__(self, image: Tensor) -> Tensor:
         """(1, C, H, W) float image on the CPU -> (1, C, H*scale, W*scale) float32 on the CPU."""
@@ -212,6 +279,7 @@ class Upscaler:
                          "switching to float32")
                 self.dtype = torch.float32
                 self.model.float()
+                self._drop_graphs()
             except RuntimeError as error:  # torch.OutOfMemoryError, or the CPU allocator's RuntimeError
                 if not _is_out_of_memory(error):
                     raise
@@ -220,6 +288,7 @@ class Upscaler:
                 smaller = self._round(current // 2)
                 if smaller < MIN_TILE or smaller >= current:
                     raise
+                self._drop_graphs()
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
                 self.log(f"out of memory with {current}px tiles; retrying with {smaller}px")

@@ -2,6 +2,10 @@ import pytest
 import torch
 
 from restoregen.attention import DYNAMIC_CONV_METHODS, dynamic_depthwise_conv
+from restoregen.attention.backends import triton_runs_on
+
+# the Triton kernel runs on CUDA tensors (tests/attention/test_kernels.py) or in Triton's interpreter
+CPU_METHODS = [m for m in DYNAMIC_CONV_METHODS if m != "triton" or triton_runs_on(torch.empty(0))]
 
 
 def _by_definition(x, weight):
@@ -22,7 +26,7 @@ def _by_definition(x, weight):
     return out
 
 
-@pytest.mark.parametrize("method", DYNAMIC_CONV_METHODS)
+@pytest.mark.parametrize("method", CPU_METHODS)
 def test_matches_the_definition(method):
     x = torch.randn(2, 4, 5, 6, dtype=torch.float64)
     weight = torch.randn(2, 2, 3, 3, 5, 6, dtype=torch.float64)
@@ -67,3 +71,6 @@ def test_bad_inputs_are_explained():
         dynamic_depthwise_conv(x, torch.randn(1, 4, 3, 3, 5, 5))
     with pytest.raises(ValueError, match="unknown dynamic convolution method 'cupy'"):
         dynamic_depthwise_conv(x, torch.randn(1, 2, 3, 3, 5, 5), "cupy")
+    if not triton_runs_on(x):
+        with pytest.raises(ValueError, match="'triton' needs CUDA tensors"):
+            dynamic_depthwise_conv(x, torch.randn(1, 2, 3, 3, 5, 5), "triton")

@@ -75,6 +75,8 @@ def shrink(opt: dict, data: Path, vgg: Path) -> dict:
     scale = opt["scale"]
     net = opt["network_g"]
     net.update({k: v for k, v in SHRINK.items() if k in net})
+    if net["type"] == "DLGSANet":
+        net["window_size"] = 3  # its dynamic kernels are centred: odd sizes only
     if "network_d" in opt:
         opt["network_d"]["num_feat"] = 8
     for key, dataset in opt["datasets"].items():

@@ -23,3 +23,11 @@ def lazy_exports(package: str, exports: dict[str, str]) -> tuple[Callable, Calla
         return sorted(set(importlib.import_module(package).__dict__) | set(exports))
 
     return __getattr__, __dir__
+
+
+def load_entry(package: str, table: dict[str, str], name: str, kind: str):
+    """The object that ``table[name]`` (``"module:attribute"`` under ``package``) names, imported now."""
+    if name not in table:
+        raise KeyError(f"unknown {kind} {name!r}; known: {', '.join(sorted(table))}")
+    module, attribute = table[name].split(":")
+    return getattr(importlib.import_module(f"{package}.{module}"), attribute)

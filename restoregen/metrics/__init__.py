@@ -6,7 +6,7 @@ generative models are in :mod:`restoregen.metrics.fid`.
 
 from __future__ import annotations
 
-import importlib
+from .._lazy import load_entry
 
 # option-file type -> "module:function"; a function takes (img, img2, **options) -> float
 METRICS: dict[str, str] = {
@@ -17,10 +17,7 @@ METRICS: dict[str, str] = {
 
 
 def metric_function(name: str):
-    if name not in METRICS:
-        raise KeyError(f"unknown metric {name!r}; known: {', '.join(sorted(METRICS))}")
-    module, function = METRICS[name].split(":")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), function)
+    return load_entry(__name__, METRICS, name, "metric")
 
 
 def calculate_metric(data: dict, opt: dict) -> float:

@@ -90,6 +90,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def train_two_processes(cwd: Path, option_file: str) -> subprocess.CompletedProcess:
+    """``restoregen train`` under ``accelerate launch`` with 2 CPU processes; asserts it trained one model.
+
+    accelerate 1.x starts several CPU processes with --multi_gpu (torchrun, gloo); its --cpu flag runs
+    one process unless an MPI host file is given. num_gpu: 0 keeps every process on the CPU.
+    """
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", str(free_port()), "-m", "restoregen", "train", "-opt", option_file]
+    result = subprocess.run(command, cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 process(es)" in result.stderr and "weights identical on all 2 processes" in result.stderr
+    return result
+
+
 @pytest.fixture(scope="session")
 def random_vgg19(tmp_path_factory) -> Path:
     """torchvision-format VGG19 feature weights, random (nothing is downloaded)."""

@@ -7,14 +7,12 @@ from __future__ import annotations
 import math
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import cli_env, free_port, write_options
+from conftest import train_two_processes, write_options
 from PIL import Image
 
 from restoregen.cli import main
@@ -165,12 +163,7 @@ def test_diffaugment_with_adaptive_probability(photos, tmp_path, monkeypatch):
 def test_two_processes_under_accelerate(photos, tmp_path):
     # 10 iterations: R1 at 1 and 9, a checkpoint and a snapshot at 10
     write_options(tmp_path / "tiny.yml", tiny_gan_options(photos, total_iter=10, checkpoint_every=10))
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", str(free_port()), "-m", "restoregen", "train", "-opt", "tiny.yml"]
-    result = subprocess.run(command, cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "2 process(es)" in result.stderr and "weights identical on all 2 processes" in result.stderr
+    train_two_processes(tmp_path, "tiny.yml")
     root = tmp_path / "experiments" / "tinygan"
     state = torch.load(root / "training_states" / "10.state", weights_only=True)
     assert state["world_size"] == 2 and len(state["rng"]) == 2

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import cli_env, free_port, run_cli, tiny_hat, tiny_options, write_options
+from conftest import cli_env, run_cli, tiny_hat, tiny_options, train_two_processes, write_options
 
 from restoregen.archs import build
 from restoregen.cli import main
@@ -83,14 +83,7 @@ def test_sigkill_then_auto_resume_matches_an_uninterrupted_run(photos, tmp_path,
 @pytest.mark.slow
 def test_two_processes_under_accelerate_train_one_model(photos, tmp_path):
     write_options(tmp_path / "tiny.yml", tiny_options(photos, total_iter=4, val=False, checkpoint_every=4))
-    # accelerate 1.x starts several CPU processes with --multi_gpu (torchrun, gloo); its --cpu flag
-    # runs one process unless an MPI host file is given. num_gpu: 0 keeps every process on the CPU.
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", str(free_port()), "-m", "restoregen", "train", "-opt", "tiny.yml"]
-    result = subprocess.run(command, cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "2 process(es)" in result.stderr and "weights identical on all 2 processes" in result.stderr
+    train_two_processes(tmp_path, "tiny.yml")
     state = torch.load(tmp_path / "experiments/tiny/training_states/4.state", weights_only=True)
     assert state["world_size"] == 2 and len(state["rng"]) == 2
     net = load_hat(tmp_path / "experiments/tiny/models/net_g_latest.pth", "params")

@@ -6,7 +6,7 @@ A recipe says what one iteration does and how to validate; the loop itself is
 
 from __future__ import annotations
 
-import importlib
+from ..._lazy import load_entry
 
 RECIPES: dict[str, str] = {
     # paired or bicubic data, pixel/perceptual losses
@@ -29,10 +29,7 @@ RECIPES: dict[str, str] = {
 
 
 def recipe_class(model_type: str):
-    if model_type not in RECIPES:
-        raise KeyError(f"unknown model_type {model_type!r}; known: {', '.join(sorted(RECIPES))}")
-    module, cls = RECIPES[model_type].split(":")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+    return load_entry(__name__, RECIPES, model_type, "model_type")
 
 
 __all__ = ["RECIPES", "recipe_class"]

@@ -132,7 +132,7 @@ def _workload(case: Case, device: str = "cpu", dtype_name: str = "float32"):
         return lambda: upscaler(image), (case.size * 4) ** 2 / 1e6
     if case.arch not in archs.list_archs():
         raise LookupError(f"{case.arch} is not available in this build")
-    model = archs.build(case.arch, **case.kwargs).eval().to(device, dtype)
+    model = archs.build(case.arch, **case.kwargs).eval().requires_grad_(False).to(device, dtype)
     if case.arch == "StyleSwinGenerator":
         z = torch.randn(case.size, model.style_dim).to(device, dtype)
         return lambda: model(z), case.size * model.size**2 / 1e6
@@ -168,12 +168,15 @@ def measure(case: Case, path: str, threads: int, repeats: int, warmup: int, coun
             result.compile_s = time.perf_counter() - start
         gc.collect()
         base = _rss_mb()
+        start = time.perf_counter()
         with FlopCounterMode(display=False) if count_flops else contextlib.nullcontext() as counter:
             run()  # first forward: peak memory (includes one-time caches) and FLOPs
+        first_s = time.perf_counter() - start
         result.peak_mb = _peak_rss_mb() - base
         if count_flops:
             result.gflop = counter.get_total_flops() / 1e9
-        result.ms = median_seconds(run, repeats, warmup - 1) * 1e3  # the first forward was a warm-up
+        # the first forward was a warm-up; with no repeats (the memory rows) it is the time
+        result.ms = (median_seconds(run, repeats, warmup - 1) if repeats else first_s) * 1e3
     result.output_mpix = output_mpix
     return result
 
@@ -316,8 +319,10 @@ def run(args: argparse.Namespace) -> int:
         case_paths = sorted(case_paths, key=lambda p: p != "math")
         measured = {}
         for path in case_paths:
-            count = not cuda and (path == "math" or "math" not in case_paths)
-            result = _in_process(measure, case, path, args.threads, repeats, warmup, count, args.device)
+            memory_row = case in MEMORY_CASES  # one forward: its peak memory and time
+            count = not cuda and not memory_row and (path == "math" or "math" not in case_paths)
+            result = _in_process(measure, case, path, args.threads, 0 if memory_row else repeats, warmup, count,
+                                 args.device)
             if result.gflop is None and "math" in measured:
                 result.gflop = measured["math"].gflop
             measured[path] = result

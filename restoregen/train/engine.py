@@ -425,6 +425,7 @@ class Engine:
         finally:
             self.loader.close()
             self.scalars.close()
+            _leave_process_group()
 
     def _loop(self, recipe: Recipe) -> None:
         from tqdm import tqdm
@@ -494,3 +495,11 @@ class Engine:
                  self.iteration, lr, eta, elapsed / done, data_time / done, losses)
         self.scalars.add({f"losses/{k}": v for k, v in zip(names, values.tolist())} | {"lr": lr}, self.iteration)
 
+
+
+def _leave_process_group() -> None:
+    """Destroy the distributed process group: gloo's threads still running at exit abort the process."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

@@ -3,11 +3,14 @@
     restoregen bench [--quick] [--only TEXT] [--json PATH] [--threads N] [--compile] [--device cuda]
     python scripts/bench.py ...   (the same)
 
-Every measurement runs in a fresh process (so peak memory is its own): build the network with
-seeded random weights, run one forward to measure peak resident memory above the baseline, warm
-up, then time ``--repeats`` forwards under ``torch.inference_mode`` (median). ``fast`` is the
-default path (attention backend ``auto``); ``math`` is the explicit computation in the official
-order. FLOPs come from ``torch.utils.flop_counter`` (multiply-add = 2 FLOPs) and are compared with
+Each path's first forward runs in a fresh process (so peak memory is its own): build the network
+with seeded random weights and measure peak resident memory above the baseline. The times come
+from one more process per case that builds the network once, warms every path up, then times
+``--repeats`` rounds in which each path runs one forward in turn under ``torch.inference_mode``
+(median per path): a machine whose speed drifts (other load, clock changes, the allocator
+settling) slows all paths alike, so the ratio holds. ``fast`` is the default path (attention
+backend ``auto``); ``math`` is the explicit computation in the official order. FLOPs come from
+``torch.utils.flop_counter`` (multiply-add = 2 FLOPs) and are compared with
 this machine's fp32 matmul rate, measured at the start of the run.
 
 ``--device cuda`` runs the GPU table instead: HAT-S x4 at 256x256 in bfloat16 through the default
@@ -181,6 +184,33 @@ def measure(case: Case, path: str, threads: int, repeats: int, warmup: int, coun
     return result
 
 
+def time_paths(case: Case, paths: list[str], threads: int, repeats: int, warmup: int) -> dict[str, float]:
+    """Median ms per forward of each CPU path: one network, the paths timed in turn, round after round."""
+    import torch
+
+    from .attention import attention_backend
+
+    torch.set_num_threads(threads)
+    run, _ = _workload(case)
+    runners = {}
+    for path in paths:
+        backend, _, compiled = PATHS[path]
+        runners[path] = (backend, torch.compile(run) if compiled else run)
+    times: dict[str, list[float]] = {path: [] for path in paths}
+    with torch.inference_mode():
+        for backend, fn in runners.values():
+            with attention_backend(backend):
+                for _ in range(warmup):
+                    fn()
+        for _ in range(repeats):
+            for path, (backend, fn) in runners.items():
+                with attention_backend(backend):
+                    start = time.perf_counter()
+                    fn()
+                    times[path].append(time.perf_counter() - start)
+    return {path: statistics.median(seconds) * 1e3 for path, seconds in times.items()}
+
+
 def median_seconds(fn, repeats: int, warmup: int = 0) -> float:
     """Median wall time of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones."""
     for _ in range(warmup):
@@ -276,7 +306,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats; skip the 1024x1024 memory rows")
     parser.add_argument("--only", default="", help="run only cases whose name contains this text")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch CPU threads")
-    parser.add_argument("--repeats", type=int, default=None, help="timed forwards per measurement (default 3, quick 1)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed rounds (default 5, quick 3)")
     parser.add_argument("--compile", action="store_true", help="also time the fast path under torch.compile")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                         help="cuda: the GPU table (bf16 fast and triton paths against fp32 math)")
@@ -285,7 +315,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    repeats = args.repeats or (1 if args.quick else 3)
+    repeats = args.repeats or (3 if args.quick else 5)
     warmup = 1 if args.quick else 2
     cuda = args.device == "cuda"
     if cuda:
@@ -297,8 +327,9 @@ def run(args: argparse.Namespace) -> int:
     peak_gflops = _in_process(matmul_gflops, args.threads, 2048, 5, args.device)
     where = (_in_process(_cuda_name) if cuda else
              f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, torch threads {args.threads}")
+    rounds = f"median of {repeats}" if cuda else f"median of {repeats} rounds, the paths timed in turn"
     print(f"restoregen bench: {where}, batch 1; {'bf16' if cuda else 'fp32'} matmul peak {peak_gflops:.0f} "
-          f"GFLOP/s (2048^3); median of {repeats}", flush=True)
+          f"GFLOP/s (2048^3); {rounds}", flush=True)
     print(f"{'case':<42} {'path':<13} {'ms':>10} {'MP/s':>8} {'peak MB':>9} {'GFLOP':>8} {'%peak':>6} {'vs math':>7}")
     if cuda:
         paths = ["fast bf16", "triton bf16", "math"]
@@ -317,15 +348,19 @@ def run(args: argparse.Namespace) -> int:
             case_paths = paths
         # FLOPs are counted on the explicit path (torch's counter does not see SDPA's CPU kernel)
         case_paths = sorted(case_paths, key=lambda p: p != "math")
+        memory_row = case in MEMORY_CASES  # one forward: its peak memory and time
+        interleaved = not cuda and not memory_row  # CPU times: all paths in one process, in turn
         measured = {}
         for path in case_paths:
-            memory_row = case in MEMORY_CASES  # one forward: its peak memory and time
             count = not cuda and not memory_row and (path == "math" or "math" not in case_paths)
-            result = _in_process(measure, case, path, args.threads, 0 if memory_row else repeats, warmup, count,
-                                 args.device)
+            result = _in_process(measure, case, path, args.threads, 0 if memory_row or interleaved else repeats,
+                                 warmup, count, args.device)
             if result.gflop is None and "math" in measured:
                 result.gflop = measured["math"].gflop
             measured[path] = result
+        if interleaved and not any(r.skipped for r in measured.values()):
+            for path, ms in _in_process(time_paths, case, case_paths, args.threads, repeats, warmup).items():
+                measured[path].ms = ms
         for path, result in sorted(measured.items(), key=lambda item: item[0] == "math"):
             reference = measured.get("math") if path != "math" else None
             print(_row(result, peak_gflops, reference), flush=True)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..attention import overlap_relative_position_index, overlapping_window_attention, relative_position_index
+from ..attention import (cached_relative_position_bias, overlap_relative_position_index, overlapping_window_attention,
+                         relative_position_index)
 from .blocks import CAB, Mlp, SwinBlock, SwinSRFrame, drop_path_rates, init_transformer_weights, residual_conv, run_blocks
 from .registry import register
 
@@ -37,8 +38,10 @@ class OCAB(nn.Module):
 
     def forward(self, x: Tensor, index: Tensor) -> Tensor:
         q, k, v = self.qkv(self.norm1(x)).chunk(3, dim=-1)
-        out = overlapping_window_attention(q, k, v, self.relative_position_bias_table, index, self.window_size,
-                                           self.overlap_window, self.num_heads, self.scale)
+        table = self.relative_position_bias_table
+        out = overlapping_window_attention(q, k, v, table, index, self.window_size, self.overlap_window,
+                                           self.num_heads, self.scale,
+                                           bias=cached_relative_position_bias(self, table, index))
         x = x + self.proj(out)
         return x + self.mlp(self.norm2(x))
 

@@ -37,6 +37,7 @@ from .modules import WindowAttention, WindowAttentionCore
 from .profiling import sdpa_kernels
 from .sliding import sliding_window_attention, sliding_window_mask
 from .windows import (
+    cached_relative_position_bias,
     map_windows,
     overlap_relative_position_index,
     overlapping_window_tokens,
@@ -57,10 +58,10 @@ __all__ = [
     "BACKENDS", "CUDA_AUTO", "ENV_VAR", "SDPA_HEAD_MULTIPLE", "attend", "attention_backend", "auto_backend",
     "available_backends", "flex_available", "pad_head_dim", "requested_backend", "resolve_backend",
     "triton_available", "window_backend", "sdpa_kernels", "WindowAttention", "WindowAttentionCore",
-    "merge_heads", "qkv_heads", "split_heads", "WindowGroup", "WindowLayout", "map_windows",
-    "overlap_relative_position_index", "overlapping_window_attention", "overlapping_window_tokens",
-    "overlapping_windows", "pad_to_multiple", "relative_position_bias",
-    "relative_position_index", "shifted_window_mask", "to_pair", "window_layout", "window_merge", "window_partition",
+    "merge_heads", "qkv_heads", "split_heads", "WindowGroup", "WindowLayout", "cached_relative_position_bias",
+    "map_windows", "overlap_relative_position_index", "overlapping_window_attention", "overlapping_window_tokens",
+    "overlapping_windows", "pad_to_multiple", "relative_position_bias", "relative_position_index",
+    "shifted_window_mask", "to_pair", "window_layout", "window_merge", "window_partition",
     "CHANNEL_ATTENTION_ACTIVATIONS", "channel_attention", "channel_self_attention", "tlc_grid", "tlc_merge",
     "tlc_partition", "DYNAMIC_CONV_METHODS", "dynamic_depthwise_conv",
     "sliding_window_attention", "sliding_window_mask",

@@ -220,30 +220,34 @@ def flex_merge(out: Tensor, windows: int) -> Tensor:
 
 
 def overlapping_window_attention(q: Tensor, k: Tensor, v: Tensor, table: Tensor, index: Tensor, window: int,
-                                 overlap_window: int, num_heads: int, scale: float) -> Tensor:
+                                 overlap_window: int, num_heads: int, scale: float,
+                                 bias: Tensor | None = None) -> Tensor:
     """HAT's overlapping cross-attention on channels-last maps ``(B, H, W, C)`` -> ``(B, H, W, C)``.
 
     Queries attend in ``window x window`` windows, keys and values come from the zero-padded
     ``overlap_window`` region around each window (:func:`overlapping_windows`), with the bias
     ``table[index]`` (``index`` as :func:`overlap_relative_position_index`). ``math`` and ``sdpa``
     follow the official computation (unfold, dense bias); ``flex`` and ``triton`` use the
-    :func:`overlapping_window_plan`.
+    :func:`overlapping_window_plan`. ``bias``, if given, is ``table[index]`` gathered beforehand
+    (e.g. :func:`cached_relative_position_bias`); ``math`` gathers it in every call, as the official
+    code does.
     """
     b, height, width, channels = q.shape
     backend = window_backend(q)
+    if bias is None or backend == "math":
+        bias = relative_position_bias(table, index)
     if backend in ("flex", "triton"):
         plan = overlapping_window_plan(height, width, window, overlap_window, q.device)
     if backend == "triton":
         flat = [t.reshape(b, height * width, t.shape[-1]) for t in (q, k, v)]
-        bias = relative_position_bias(table, index)
         return triton_window_attention(*flat, plan, bias, num_heads, scale).view(b, height, width, -1)
     qw = window_partition(q, window)
     kw, vw = (overlapping_windows(t, window, overlap_window) for t in (k, v))
     if backend == "flex":
         out = flex_window_attention(*(flex_heads(t, num_heads) for t in (qw, kw, vw)), table, index, scale, plan)
         return window_merge(flex_merge(out, plan.windows), window, height, width)
-    out = attend(*(split_heads(t, num_heads) for t in (qw, kw, vw)), bias=relative_position_bias(table, index),
-                 scale=scale, backend="math" if backend == "math" else "sdpa")
+    out = attend(*(split_heads(t, num_heads) for t in (qw, kw, vw)), bias=bias, scale=scale,
+                 backend="math" if backend == "math" else "sdpa")
     return window_merge(merge_heads(out), window, height, width)
 
 

@@ -6,9 +6,10 @@ import torch
 from torch import Tensor, nn
 
 from . import fused
-from .backends import attend, merge_heads, qkv_heads, split_heads, window_backend
+from .backends import attend, merge_heads, qkv_heads, resolve_backend, split_heads, window_backend
 from .windows import (
     Pair,
+    cached_relative_position_bias,
     map_windows,
     relative_position_bias,
     relative_position_index,
@@ -48,28 +49,18 @@ class WindowAttentionCore(nn.Module):
 
         Without autograd (inference) the result is cached per mask until the table changes.
         """
-        index = self._index(index)
-        table = self.relative_position_bias_table
-        if torch.is_grad_enabled() or torch.compiler.is_compiling():
-            bias = relative_position_bias(table, index)
-            return bias if mask is None else bias + mask
-        cache = self.__dict__.setdefault("_bias_cache", {})
-        table_key = (table.data_ptr(), table._version, index.data_ptr(), torch.is_inference_mode_enabled())
-        if cache.get("table") != table_key:
-            cache.clear()
-            cache["table"] = table_key
-        mask_key = None if mask is None else (mask.data_ptr(), mask.dtype)
-        if mask_key not in cache:
-            bias = relative_position_bias(table, index).contiguous()
-            cache[mask_key] = bias if mask is None else bias + mask
-        return cache[mask_key]
+        return cached_relative_position_bias(self, self.relative_position_bias_table, self._index(index), mask)
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None,
                 index: Tensor | None = None) -> Tensor:
         """``q``, ``k``, ``v``: windows ``(B, nW, N, C)``; ``mask``: additive ``(nW, N, N)``; returns
         ``(B, nW, N, C)`` with the heads merged again."""
         q, k, v = (split_heads(t, self.num_heads) for t in (q, k, v))
-        out = attend(q, k, v, bias=self.bias(index), mask=None if mask is None else mask.unsqueeze(1),
+        if resolve_backend(q) == "math":  # the official order: the bias gathered again in every call
+            bias = relative_position_bias(self.relative_position_bias_table, self._index(index)).contiguous()
+        else:
+            bias = self.bias(index)
+        out = attend(q, k, v, bias=bias, mask=None if mask is None else mask.unsqueeze(1),
                      scale=self.scale, dropout_p=self.attn_drop if self.training else 0.0)
         return merge_heads(out)
 

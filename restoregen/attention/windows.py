@@ -142,6 +142,27 @@ def relative_position_bias(table: Tensor, index: Tensor) -> Tensor:
     return table[index.reshape(-1)].view(*index.shape, -1).permute(2, 0, 1)
 
 
+def cached_relative_position_bias(owner: object, table: Tensor, index: Tensor, mask: Tensor | None = None) -> Tensor:
+    """:func:`relative_position_bias` made contiguous, plus an additive ``(N, M)`` ``mask`` if given.
+
+    Outside autograd (inference) the result is cached on ``owner`` (the module holding ``table``)
+    per mask until the table changes; the official code gathers it again in every block call.
+    """
+    if torch.is_grad_enabled() or torch.compiler.is_compiling():
+        bias = relative_position_bias(table, index)
+        return bias if mask is None else bias + mask
+    cache = owner.__dict__.setdefault("_bias_cache", {})
+    table_key = (table.data_ptr(), table._version, index.data_ptr(), torch.is_inference_mode_enabled())
+    if cache.get("table") != table_key:
+        cache.clear()
+        cache["table"] = table_key
+    mask_key = None if mask is None else (mask.data_ptr(), mask.dtype)
+    if mask_key not in cache:
+        bias = relative_position_bias(table, index).contiguous()
+        cache[mask_key] = bias if mask is None else bias + mask
+    return cache[mask_key]
+
+
 def _shift_regions(height: int, width: int, window: Pair, shift: Pair, device) -> Tensor:
     """``(H, W)`` labels of Swin's shifted-window regions: after the cyclic shift by ``-shift``, a
     window can hold pixels from up to four regions that were not adjacent (labels 0..8)."""

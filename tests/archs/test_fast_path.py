@@ -20,3 +20,34 @@ def test_fast_and_math_paths_agree(path):
         with attention_backend(backend), torch.inference_mode():
             outputs[backend] = model(io["input"])
     assert (outputs["auto"] - outputs["math"]).abs().max().item() <= sr_tolerance(io["output"])
+
+
+@pytest.mark.parametrize("channels", [(12, 3), (3, 12), (8, 8)])
+def test_channels_last_conv3x3_matches_conv2d(channels):
+    from restoregen.archs.blocks import conv3x3_channels_last
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(*channels, 3, 1, 1)
+    x = torch.randn(2, 7, 9, channels[0])
+    expected = conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    torch.testing.assert_close(conv3x3_channels_last(x, conv), expected, rtol=0, atol=1e-6)
+
+
+def test_hybrid_block_fast_path_matches_official_with_gradients():
+    """HAT's block on the fast path (channels-last CAB, gate and residual fused) against the official
+    order, outputs and gradients, as training runs it."""
+    from restoregen.archs.blocks import CAB, SwinBlock
+
+    torch.manual_seed(0)
+    block = SwinBlock(24, 3, 4, shift_size=2, mlp_ratio=2, conv_block=CAB(24, 3, 6), conv_scale=0.5)
+    x = torch.randn(2, 8, 8, 24)
+    results = {}
+    for backend in ("auto", "math"):
+        block.zero_grad()
+        with attention_backend(backend):
+            out = block(x)
+        out.square().sum().backward()
+        results[backend] = (out.detach(), [p.grad.clone() for p in block.parameters()])
+    torch.testing.assert_close(results["auto"][0], results["math"][0], rtol=0, atol=1e-5)
+    for fast, official in zip(results["auto"][1], results["math"][1]):
+        torch.testing.assert_close(fast, official, rtol=1e-4, atol=1e-5)

@@ -3,13 +3,13 @@
     restoregen bench [--quick] [--only TEXT] [--json PATH] [--threads N] [--compile] [--device cuda]
     python scripts/bench.py ...   (the same)
 
-Each path's first forward runs in a fresh process (so peak memory is its own): build the network
-with seeded random weights and measure peak resident memory above the baseline. The times come
-from one more process per case that builds the network once, warms every path up, then times
-``--repeats`` rounds in which each path runs one forward in turn under ``torch.inference_mode``
-(median per path): a machine whose speed drifts (other load, clock changes, the allocator
-settling) slows all paths alike, so the ratio holds. ``fast`` is the default path (attention
-backend ``auto``); ``math`` is the explicit computation in the official order. FLOPs come from
+Every path runs in its own process (so peak memory and the allocator's state are its own): it
+builds the network with seeded random weights and measures the peak resident memory of its first
+forward above the baseline. The processes stay alive, and the run then times ``--repeats``
+rounds in which each path runs one forward in turn under ``torch.inference_mode`` (median per
+path): a machine whose speed drifts (other load, clock changes) slows all paths alike, so the
+ratio holds. ``fast`` is the default path (attention backend ``auto``); ``math`` is the explicit
+computation in the official order. FLOPs come from
 ``torch.utils.flop_counter`` (multiply-add = 2 FLOPs) and are compared with
 this machine's fp32 matmul rate, measured at the start of the run.
 
@@ -30,6 +30,7 @@ import resource
 import statistics
 import sys
 import time
+import traceback
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
@@ -144,25 +145,22 @@ def _workload(case: Case, device: str = "cpu", dtype_name: str = "float32"):
     return lambda: model(x), (case.size * scale) ** 2 / 1e6
 
 
-def measure(case: Case, path: str, threads: int, repeats: int, warmup: int, count_flops: bool,
-            device: str = "cpu") -> Result:
-    """One measurement; runs in its own process."""
+def first_forward(case: Case, path: str, threads: int, count_flops: bool):
+    """Build ``case`` for a CPU ``path`` and run its first forward: peak memory (one-time caches
+    included), FLOPs, compile time. Returns ``(result, run)``; ``run`` is None when skipped."""
     import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .attention import attention_backend
 
     torch.set_num_threads(threads)
     backend, dtype_name, compiled = PATHS[path]
     result = Result(case.name, path)
     try:
-        run, output_mpix = _workload(case, device, dtype_name)
+        run, result.output_mpix = _workload(case, "cpu", dtype_name)
     except (LookupError, ImportError) as error:
         result.skipped = str(error)
-        return result
-    if device == "cuda":
-        return _measure_cuda(result, run, output_mpix, backend, repeats, warmup)
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from .attention import attention_backend
-
+        return result, None
     with attention_backend(backend), torch.inference_mode():
         if compiled:
             run = torch.compile(run)
@@ -173,42 +171,89 @@ def measure(case: Case, path: str, threads: int, repeats: int, warmup: int, coun
         base = _rss_mb()
         start = time.perf_counter()
         with FlopCounterMode(display=False) if count_flops else contextlib.nullcontext() as counter:
-            run()  # first forward: peak memory (includes one-time caches) and FLOPs
-        first_s = time.perf_counter() - start
+            run()
+        result.ms = (time.perf_counter() - start) * 1e3  # the time of the memory rows, which repeat nothing
         result.peak_mb = _peak_rss_mb() - base
         if count_flops:
             result.gflop = counter.get_total_flops() / 1e9
-        # the first forward was a warm-up; with no repeats (the memory rows) it is the time
-        result.ms = (median_seconds(run, repeats, warmup - 1) if repeats else first_s) * 1e3
-    result.output_mpix = output_mpix
-    return result
+    return result, run
 
 
-def time_paths(case: Case, paths: list[str], threads: int, repeats: int, warmup: int) -> dict[str, float]:
-    """Median ms per forward of each CPU path: one network, the paths timed in turn, round after round."""
-    import torch
+def _path_worker(conn, case: Case, path: str, threads: int, count_flops: bool) -> None:
+    """One CPU path in its own process: sends the first forward's result, then runs one forward per
+    ``"warmup"`` or ``"time"`` request until ``"stop"``, and sends the result with the median time."""
+    try:
+        import torch
 
-    from .attention import attention_backend
+        from .attention import attention_backend
 
-    torch.set_num_threads(threads)
-    run, _ = _workload(case)
-    runners = {}
-    for path in paths:
-        backend, _, compiled = PATHS[path]
-        runners[path] = (backend, torch.compile(run) if compiled else run)
-    times: dict[str, list[float]] = {path: [] for path in paths}
-    with torch.inference_mode():
-        for backend, fn in runners.values():
-            with attention_backend(backend):
-                for _ in range(warmup):
-                    fn()
-        for _ in range(repeats):
-            for path, (backend, fn) in runners.items():
-                with attention_backend(backend):
-                    start = time.perf_counter()
-                    fn()
-                    times[path].append(time.perf_counter() - start)
-    return {path: statistics.median(seconds) * 1e3 for path, seconds in times.items()}
+        result, run = first_forward(case, path, threads, count_flops)
+        conn.send(result)
+        if run is None:
+            return
+        times = []
+        with attention_backend(PATHS[path][0]), torch.inference_mode():
+            while (request := conn.recv()) != "stop":
+                start = time.perf_counter()
+                run()
+                if request == "time":
+                    times.append(time.perf_counter() - start)
+                conn.send(None)
+        if times:
+            result.ms = statistics.median(times) * 1e3
+        conn.send(result)
+    except Exception:  # noqa: BLE001 - reported by the parent
+        conn.send(RuntimeError(f"bench worker for {case.name!r} ({path}) failed:\n{traceback.format_exc()}"))
+
+
+def _receive(conn):
+    message = conn.recv()
+    if isinstance(message, Exception):
+        raise message
+    return message
+
+
+def measure_cpu(case: Case, paths: list[str], threads: int, repeats: int, warmup: int,
+                flop_paths: set[str]) -> dict[str, Result]:
+    """Each path's first forward alone in its own process, then ``warmup`` untimed and ``repeats``
+    timed rounds, every path one forward per round, in turn."""
+    context = get_context("spawn")
+    workers, results = {}, {}
+    try:
+        for path in paths:
+            conn, child = context.Pipe()
+            process = context.Process(target=_path_worker, args=(child, case, path, threads, path in flop_paths),
+                                      daemon=True)
+            process.start()
+            results[path] = _receive(conn)
+            if not results[path].skipped:
+                workers[path] = (process, conn)
+        for request in ["warmup"] * warmup + ["time"] * repeats:
+            for _, conn in workers.values():
+                conn.send(request)
+                _receive(conn)
+        for path, (_, conn) in workers.items():
+            conn.send("stop")
+            results[path] = _receive(conn)
+    finally:
+        for process, conn in workers.values():
+            conn.close()
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+    return results
+
+
+def measure_cuda(case: Case, path: str, repeats: int, warmup: int) -> Result:
+    """One GPU measurement; runs in its own process."""
+    backend, dtype_name, _ = PATHS[path]
+    result = Result(case.name, path)
+    try:
+        run, output_mpix = _workload(case, "cuda", dtype_name)
+    except (LookupError, ImportError) as error:
+        result.skipped = str(error)
+        return result
+    return _measure_cuda(result, run, output_mpix, backend, repeats, warmup)
 
 
 def median_seconds(fn, repeats: int, warmup: int = 0) -> float:
@@ -348,19 +393,16 @@ def run(args: argparse.Namespace) -> int:
             case_paths = paths
         # FLOPs are counted on the explicit path (torch's counter does not see SDPA's CPU kernel)
         case_paths = sorted(case_paths, key=lambda p: p != "math")
-        memory_row = case in MEMORY_CASES  # one forward: its peak memory and time
-        interleaved = not cuda and not memory_row  # CPU times: all paths in one process, in turn
-        measured = {}
-        for path in case_paths:
-            count = not cuda and not memory_row and (path == "math" or "math" not in case_paths)
-            result = _in_process(measure, case, path, args.threads, 0 if memory_row or interleaved else repeats,
-                                 warmup, count, args.device)
+        if cuda:
+            measured = {path: _in_process(measure_cuda, case, path, repeats, warmup) for path in case_paths}
+        else:
+            memory_row = case in MEMORY_CASES  # one forward: its peak memory and time
+            flop_paths = set() if memory_row else {"math"} if "math" in case_paths else set(case_paths)
+            measured = measure_cpu(case, case_paths, args.threads, 0 if memory_row else repeats,
+                                   0 if memory_row else warmup, flop_paths)
+        for result in measured.values():
             if result.gflop is None and "math" in measured:
                 result.gflop = measured["math"].gflop
-            measured[path] = result
-        if interleaved and not any(r.skipped for r in measured.values()):
-            for path, ms in _in_process(time_paths, case, case_paths, args.threads, repeats, warmup).items():
-                measured[path].ms = ms
         for path, result in sorted(measured.items(), key=lambda item: item[0] == "math"):
             reference = measured.get("math") if path != "math" else None
             print(_row(result, peak_gflops, reference), flush=True)

@@ -1,12 +1,21 @@
-"""The benchmark's timing protocol (no timings are asserted)."""
+"""The benchmark's measuring protocol (no timings are asserted)."""
 
-from restoregen.bench import Case, time_paths
+from restoregen.bench import Case, measure_cpu
 
 TINY_HAT = dict(upscale=2, in_chans=3, img_size=16, window_size=4, compress_ratio=3, squeeze_factor=4,
                 embed_dim=12, depths=[2], num_heads=[2], mlp_ratio=2, upsampler="pixelshuffle")
 
 
-def test_time_paths_times_every_path_in_one_network():
-    times = time_paths(Case("tiny", "HAT", TINY_HAT, 16), ["fast", "math"], threads=1, repeats=2, warmup=1)
-    assert set(times) == {"fast", "math"}
-    assert all(ms > 0 for ms in times.values())
+def test_paths_run_in_their_own_processes_and_are_timed_in_turn():
+    results = measure_cpu(Case("tiny", "HAT", TINY_HAT, 16), ["math", "fast"], threads=1, repeats=2, warmup=1,
+                          flop_paths={"math"})
+    assert set(results) == {"math", "fast"}
+    for result in results.values():
+        assert result.skipped is None and result.ms > 0 and result.peak_mb is not None
+    assert results["math"].gflop > 0 and results["fast"].gflop is None
+
+
+def test_a_case_that_cannot_be_built_is_skipped():
+    results = measure_cpu(Case("missing", "NoSuchNet", {}, 16), ["fast"], threads=1, repeats=1, warmup=0,
+                          flop_paths=set())
+    assert "NoSuchNet" in results["fast"].skipped

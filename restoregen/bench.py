@@ -361,7 +361,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     repeats = args.repeats or (3 if args.quick else 5)
-    warmup = 1 if args.quick else 2
+    warmup = 0 if args.quick else 1  # untimed rounds after the first forward
     cuda = args.device == "cuda"
     if cuda:
         import torch

@@ -124,3 +124,17 @@ def test_training_file_runs_one_iteration(path, data, random_vgg19, tmp_path, mo
         assert "FID skipped: val.fid.inception_weights is not set" in capsys.readouterr().err
     elif opt.get("val"):
         assert "validation" in capsys.readouterr().err
+
+
+def test_default_model_trains_only_on_prepared_photos_and_never_on_held_out_ones():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("prepare_default_data", REPO / "scripts" / "prepare_default_data.py")
+    prepare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prepare)
+    files = sorted((REPO / "options" / "train" / "default").glob("*.yml"))
+    assert files
+    for path in files:
+        images = yaml.safe_load(path.read_text())["datasets"]["train"]["image_list"]
+        assert set(images) <= set(prepare.TRAIN), f"{path.name}: not written by prepare_default_data.py"
+        assert not set(images) & (set(prepare.TEST) | set(prepare.VAL)), f"{path.name} trains on held-out photos"

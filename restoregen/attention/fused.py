@@ -229,12 +229,11 @@ def overlapping_window_attention(q: Tensor, k: Tensor, v: Tensor, table: Tensor,
     ``table[index]`` (``index`` as :func:`overlap_relative_position_index`). ``math`` and ``sdpa``
     follow the official computation (unfold, dense bias); ``flex`` and ``triton`` use the
     :func:`overlapping_window_plan`. ``bias``, if given, is ``table[index]`` gathered beforehand
-    (e.g. :func:`cached_relative_position_bias`); ``math`` gathers it in every call, as the official
-    code does.
+    (:func:`cached_relative_position_bias`).
     """
     b, height, width, channels = q.shape
     backend = window_backend(q)
-    if bias is None or backend == "math":
+    if bias is None:
         bias = relative_position_bias(table, index)
     if backend in ("flex", "triton"):
         plan = overlapping_window_plan(height, width, window, overlap_window, q.device)

@@ -6,12 +6,11 @@ import torch
 from torch import Tensor, nn
 
 from . import fused
-from .backends import attend, merge_heads, qkv_heads, resolve_backend, split_heads, window_backend
+from .backends import attend, merge_heads, qkv_heads, split_heads, window_backend
 from .windows import (
     Pair,
     cached_relative_position_bias,
     map_windows,
-    relative_position_bias,
     relative_position_index,
     shifted_window_mask,
     to_pair,
@@ -47,7 +46,8 @@ class WindowAttentionCore(nn.Module):
     def bias(self, index: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
         """The ``(heads, N, N)`` relative-position bias, plus an ``(N, N)`` ``mask`` if given.
 
-        Without autograd (inference) the result is cached per mask until the table changes.
+        Without autograd (inference) the result is cached per mask until the table changes (not on
+        the ``math`` backend, which gathers it in every call as the official code does).
         """
         return cached_relative_position_bias(self, self.relative_position_bias_table, self._index(index), mask)
 
@@ -56,11 +56,7 @@ class WindowAttentionCore(nn.Module):
         """``q``, ``k``, ``v``: windows ``(B, nW, N, C)``; ``mask``: additive ``(nW, N, N)``; returns
         ``(B, nW, N, C)`` with the heads merged again."""
         q, k, v = (split_heads(t, self.num_heads) for t in (q, k, v))
-        if resolve_backend(q) == "math":  # the official order: the bias gathered again in every call
-            bias = relative_position_bias(self.relative_position_bias_table, self._index(index)).contiguous()
-        else:
-            bias = self.bias(index)
-        out = attend(q, k, v, bias=bias, mask=None if mask is None else mask.unsqueeze(1),
+        out = attend(q, k, v, bias=self.bias(index), mask=None if mask is None else mask.unsqueeze(1),
                      scale=self.scale, dropout_p=self.attn_drop if self.training else 0.0)
         return merge_heads(out)
 

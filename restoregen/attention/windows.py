@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .backends import requested_backend
+
 Pair = tuple[int, int]
 
 
@@ -146,10 +148,11 @@ def cached_relative_position_bias(owner: object, table: Tensor, index: Tensor, m
     """:func:`relative_position_bias` made contiguous, plus an additive ``(N, M)`` ``mask`` if given.
 
     Outside autograd (inference) the result is cached on ``owner`` (the module holding ``table``)
-    per mask until the table changes; the official code gathers it again in every block call.
+    per mask until the table changes. The ``math`` backend follows the official code, which gathers
+    the bias again in every block call, and never caches.
     """
-    if torch.is_grad_enabled() or torch.compiler.is_compiling():
-        bias = relative_position_bias(table, index)
+    if torch.is_grad_enabled() or torch.compiler.is_compiling() or requested_backend() == "math":
+        bias = relative_position_bias(table, index).contiguous()
         return bias if mask is None else bias + mask
     cache = owner.__dict__.setdefault("_bias_cache", {})
     table_key = (table.data_ptr(), table._version, index.data_ptr(), torch.is_inference_mode_enabled())

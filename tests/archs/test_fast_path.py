@@ -51,3 +51,19 @@ def test_hybrid_block_fast_path_matches_official_with_gradients():
     torch.testing.assert_close(results["auto"][0], results["math"][0], rtol=0, atol=1e-5)
     for fast, official in zip(results["auto"][1], results["math"][1]):
         torch.testing.assert_close(fast, official, rtol=1e-4, atol=1e-5)
+
+
+def test_math_path_gathers_the_bias_in_every_call_and_the_fast_path_caches_it():
+    """The official code gathers the relative-position bias in every block call; only the fast path
+    keeps it from one forward to the next."""
+    torch.manual_seed(0)
+    model = build("HAT", upscale=2, img_size=16, window_size=4, compress_ratio=3, squeeze_factor=4, embed_dim=12,
+                  depths=[2], num_heads=[2], mlp_ratio=2, upsampler="pixelshuffle").eval()
+    attention_modules = [m for m in model.modules() if hasattr(m, "relative_position_bias_table")]
+    x = torch.rand(1, 3, 16, 16)
+    for backend, cached in (("math", False), ("auto", True)):
+        for module in attention_modules:
+            module.__dict__.pop("_bias_cache", None)
+        with attention_backend(backend), torch.inference_mode():
+            model(x)
+        assert all(bool(m.__dict__.get("_bias_cache")) == cached for m in attention_modules), backend

@@ -215,6 +215,10 @@ class Section(Spec):
             value = {}
         if not isinstance(value, Mapping):
             raise _Invalid(f"expected a mapping (key: value lines), got {_describe(value)}")
+        if self.extra is None:  # before the required keys: a misspelt one is reported as misspelt
+            for key in map(str, value):
+                if key not in self.fields:
+                    raise _Invalid(f"unknown option{_suggest(key, list(self.fields))}", (key,))
         for key in self.required:
             if value.get(key) is None:
                 raise _Invalid("required option is missing", (key,))
@@ -222,8 +226,6 @@ class Section(Spec):
         for key, item in value.items():
             key = str(key)
             spec = self.fields.get(key, self.extra)
-            if spec is None:
-                raise _Invalid(f"unknown option{_suggest(key, list(self.fields))}", (key,))
             try:
                 out[key] = spec.check(item)
             except _Invalid as error:

@@ -89,6 +89,7 @@ def test_normalises_values(tmp_path):
     ("    type: L1Loss", "    type: L1loss", "train.pixel_opt.type", 30, "did you mean 'L1Loss'"),
     ("  depths: [1]", "  depths: 1", None, None, None),
     ("    gt_size: 32\n", "", "datasets.train.gt_size", 6, "required option is missing"),
+    ("  total_iter: !!float 1e3", "  total_iters: !!float 1e3", "train.total_iters", 28, "did you mean 'total_iter'"),
 ])
 def test_errors_name_file_line_and_key(tmp_path, old, new, key, line, words):
     path = write(tmp_path, GOOD.replace(old, new))

@@ -6,9 +6,10 @@
 Every path runs in its own process (so peak memory and the allocator's state are its own): it
 builds the network with seeded random weights and measures the peak resident memory of its first
 forward above the baseline. The processes stay alive, and the run then times ``--repeats``
-rounds in which each path runs one forward in turn under ``torch.inference_mode`` (median per
-path): a machine whose speed drifts (other load, clock changes) slows all paths alike, so the
-ratio holds. ``fast`` is the default path (attention backend ``auto``); ``math`` is the explicit
+rounds in which each path runs one forward in turn under ``torch.inference_mode``. The table
+gives each path's median time, and its speed-up against ``math`` as the median over the rounds of
+the two times of the same round: a machine whose speed drifts (other load, clock changes) slows
+both forwards of a round alike, so the ratio holds. ``fast`` is the default path (attention backend ``auto``); ``math`` is the explicit
 computation in the official order. FLOPs come from
 ``torch.utils.flop_counter`` (multiply-add = 2 FLOPs) and are compared with
 this machine's fp32 matmul rate, measured at the start of the run.
@@ -201,6 +202,7 @@ def _path_worker(conn, case: Case, path: str, threads: int, count_flops: bool) -
                 conn.send(None)
         if times:
             result.ms = statistics.median(times) * 1e3
+            result.extra["round_ms"] = [t * 1e3 for t in times]
         conn.send(result)
     except Exception:  # noqa: BLE001 - reported by the parent
         conn.send(RuntimeError(f"bench worker for {case.name!r} ({path}) failed:\n{traceback.format_exc()}"))
@@ -216,7 +218,7 @@ def _receive(conn):
 def measure_cpu(case: Case, paths: list[str], threads: int, repeats: int, warmup: int,
                 flop_paths: set[str]) -> dict[str, Result]:
     """Each path's first forward alone in its own process, then ``warmup`` untimed and ``repeats``
-    timed rounds, every path one forward per round, in turn."""
+    timed rounds, every path one forward per round, in turn (in reverse order every other round)."""
     context = get_context("spawn")
     workers, results = {}, {}
     try:
@@ -228,8 +230,10 @@ def measure_cpu(case: Case, paths: list[str], threads: int, repeats: int, warmup
             results[path] = _receive(conn)
             if not results[path].skipped:
                 workers[path] = (process, conn)
-        for request in ["warmup"] * warmup + ["time"] * repeats:
-            for _, conn in workers.values():
+        for round_index, request in enumerate(["warmup"] * warmup + ["time"] * repeats):
+            in_turn = list(workers.values())
+            # the order reverses every round, so a drift within rounds favours no path
+            for _, conn in in_turn if round_index % 2 == 0 else reversed(in_turn):
                 conn.send(request)
                 _receive(conn)
         for path, (_, conn) in workers.items():
@@ -325,19 +329,32 @@ def _in_process(fn, *args):
         return pool.submit(fn, *args).result()
 
 
+def speedup(result: Result, reference: Result | None) -> float | None:
+    """How many times faster ``result`` ran than ``reference``: the median over the rounds of the
+    two times measured back to back in each round (a machine that drifts between rounds cancels
+    out), or the ratio of the two times where rounds were not recorded."""
+    if reference is None or not reference.ms or not result.ms:
+        return None
+    rounds = list(zip(reference.extra.get("round_ms", []), result.extra.get("round_ms", [])))
+    if rounds and len(rounds) == len(reference.extra["round_ms"]) == len(result.extra["round_ms"]):
+        return statistics.median(ref / ms for ref, ms in rounds)
+    return reference.ms / result.ms
+
+
 def _row(result: Result, peak_gflops: float, reference: Result | None) -> str:
     if result.skipped:
         return f"{result.case:<42} {result.path:<13} skipped: {result.skipped}"
     mpix_s = f"{result.output_mpix / (result.ms / 1e3):8.3f}" if result.output_mpix else f"{'-':>8}"
     gflop = f"{result.gflop:8.1f}" if result.gflop else f"{'-':>8}"
     peak = f"{result.gflop / (result.ms / 1e3) / peak_gflops * 100:5.1f}%" if result.gflop else f"{'-':>6}"
-    speedup = f"{reference.ms / result.ms:6.2f}x" if reference and reference.ms else f"{'-':>7}"
+    ratio = speedup(result, reference)
+    speedup_text = f"{ratio:6.2f}x" if ratio else f"{'-':>7}"
     compile_s = f" (compile {result.compile_s:.1f} s)" if result.compile_s else ""
     kernels = result.extra.get("sdpa_kernels")
     kernels = f" SDPA: {', '.join(kernels) or 'none'}" if kernels is not None else ""
     memory = f" {result.peak_mb / reference.peak_mb:5.2f}x mem" if reference and reference.peak_mb and kernels else ""
     return (f"{result.case:<42} {result.path:<13} {result.ms:10.1f} {mpix_s} {result.peak_mb:9.0f} {gflop} {peak} "
-            f"{speedup}{memory}{compile_s}{kernels}")
+            f"{speedup_text}{memory}{compile_s}{kernels}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -405,6 +422,8 @@ def run(args: argparse.Namespace) -> int:
                 result.gflop = measured["math"].gflop
         for path, result in sorted(measured.items(), key=lambda item: item[0] == "math"):
             reference = measured.get("math") if path != "math" else None
+            if speedup(result, reference):
+                result.extra["vs_math"] = speedup(result, reference)
             print(_row(result, peak_gflops, reference), flush=True)
             results.append(result)
     memory = {r.case: r for r in results if not r.skipped and any(r.case == c.name for c in MEMORY_CASES)}

@@ -7,13 +7,15 @@ Feature maps inside transformer bodies are channels-last ``(B, H, W, C)``; convo
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from ..attention import WindowAttention, pad_to_multiple, shifted_window_mask, to_pair, window_backend
+from ..attention import (WindowAttention, linear_epilogue, pad_to_multiple, shifted_window_mask, to_pair,
+                         window_backend)
 from ..attention.windows import Pair
 
 
@@ -54,8 +56,12 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden_features, out_features or in_features)
         self.drop = nn.Dropout(drop)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+    def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
+        """The MLP of ``x``, plus ``residual`` if given (fused into ``fc2`` where :func:`linear_epilogue` fuses)."""
+        if self.training and self.drop.p > 0:
+            out = self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+            return out if residual is None else residual + out
+        return linear_epilogue(linear_epilogue(x, self.fc1, self.act), self.fc2, residual=residual)
 
 
 class ChannelAttention(nn.Module):
@@ -198,22 +204,31 @@ class SwinBlock(nn.Module):
         self.norm2 = norm_layer(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=act_layer, drop=drop)
 
-    def window_attention(self, x: Tensor, mask: Tensor | None = None, index: Tensor | None = None) -> Tensor:
-        """(Shifted) window self-attention of a ``(B, H, W, C)`` map; H, W multiples of the window."""
+    def window_attention(self, x: Tensor, mask: Tensor | None = None, index: Tensor | None = None,
+                         residual: Tensor | None = None) -> Tensor:
+        """(Shifted) window self-attention of a ``(B, H, W, C)`` map, plus ``residual`` if given;
+        H, W multiples of the window."""
         if self.shift_size and mask is None and self.mask_resolution == tuple(x.shape[1:3]):
             mask = self.attn_mask.to(x.dtype)  # official: the stored mask at its own size (same values)
-        return self.attn.forward_map(x, self.shift_size, mask, index)
+        return self.attn.forward_map(x, self.shift_size, mask, index, residual=residual)
+
+    def add_branch(self, x: Tensor, branch: Callable[[Tensor | None], Tensor]) -> Tensor:
+        """``x + drop_path(branch(None))``. ``branch(residual)`` returns its output plus ``residual``:
+        without stochastic depth, ``x`` is handed to the branch, which can fuse the add."""
+        if self.training and isinstance(self.drop_path, DropPath):
+            return x + self.drop_path(branch(None))
+        return branch(x)
 
     def forward(self, x: Tensor, mask: Tensor | None = None, index: Tensor | None = None) -> Tensor:
         y = self.norm1(x)
-        out = x + self.drop_path(self.window_attention(y, mask, index))
+        out = self.add_branch(x, lambda residual: self.window_attention(y, mask, index, residual))
         if self.conv_block is not None:
             if window_backend(y) == "math":  # official: the branch in (B, C, H, W)
                 out = out + self.conv_block(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1) * self.conv_scale
             else:  # channels-last throughout, the gate, scale and residual in one pass
                 features, gate = self.conv_block.forward_channels_last(y)
                 out = out.addcmul_(features, gate * self.conv_scale)
-        return out + self.drop_path(self.mlp(self.norm2(out)))
+        return self.add_branch(out, lambda residual: self.mlp(self.norm2(out), residual))
 
 
 def init_transformer_weights(module: nn.Module) -> None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..attention import (cached_relative_position_bias, overlap_relative_position_index, overlapping_window_attention,
-                         relative_position_index)
+from ..attention import (cached_relative_position_bias, linear_epilogue, overlap_relative_position_index,
+                         overlapping_window_attention, relative_position_index)
 from .blocks import CAB, Mlp, SwinBlock, SwinSRFrame, drop_path_rates, init_transformer_weights, residual_conv, run_blocks
 from .registry import register
 
@@ -42,8 +42,8 @@ class OCAB(nn.Module):
         out = overlapping_window_attention(q, k, v, table, index, self.window_size, self.overlap_window,
                                            self.num_heads, self.scale,
                                            bias=cached_relative_position_bias(self, table, index))
-        x = x + self.proj(out)
-        return x + self.mlp(self.norm2(x))
+        x = linear_epilogue(out, self.proj, residual=x)
+        return self.mlp(self.norm2(x), residual=x)
 
 
 class AttenBlocks(nn.Module):

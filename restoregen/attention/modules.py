@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from . import fused
 from .backends import attend, merge_heads, qkv_heads, split_heads, window_backend
+from .epilogue import linear_epilogue
 from .windows import (
     Pair,
     cached_relative_position_bias,
@@ -156,18 +157,29 @@ class WindowAttention(WindowAttentionCore):
         q, k, v = self.qkv(windows).chunk(3, dim=-1)
         return self.proj_drop(self.proj(super().forward(q, k, v, mask, index)))
 
-    def forward_map(self, x: Tensor, shift: int = 0, mask: Tensor | None = None, index: Tensor | None = None) -> Tensor:
-        """(Shifted) window self-attention of a channels-last map ``(B, H, W, C)`` (see the core's).
+    def forward_map(self, x: Tensor, shift: int = 0, mask: Tensor | None = None, index: Tensor | None = None,
+                    residual: Tensor | None = None) -> Tensor:
+        """(Shifted) window self-attention of a channels-last map ``(B, H, W, C)`` (see the core's),
+        plus ``residual`` if given.
 
         On the ``sdpa`` and ``flex`` paths the windows are gathered before the qkv projection (a
-        third of the bytes); the Triton kernel reads the projected map directly.
+        third of the bytes) and merged before the output projection, which then adds ``residual``
+        in its epilogue (:func:`.linear_epilogue`); the Triton kernel reads the projected map directly.
         """
         backend = self._backend(x)
         if backend == "math":
             mask = self._official_mask(x, shift, mask)
-            return map_windows(lambda windows: self(windows, mask, index), x, self.window_size, shift)
+            out = map_windows(lambda windows: self(windows, mask, index), x, self.window_size, shift)
+            return out if residual is None else residual + out
         if backend == "triton":
-            return self.proj_drop(self.proj(self._attend_map_triton(self.qkv(x), shift, index)))
+            return self._project(self._attend_map_triton(self.qkv(x), shift, index), residual)
         layout = self._layout(x, shift)
-        out = self._attend_layout(self.qkv(layout.partition(x)), layout, shift, index, backend)
-        return layout.merge(self.proj_drop(self.proj(out)))
+        out = self._attend_layout(linear_epilogue(layout.partition(x), self.qkv), layout, shift, index, backend)
+        return self._project(layout.merge(out), residual)
+
+    def _project(self, x: Tensor, residual: Tensor | None) -> Tensor:
+        """``proj_drop(proj(x))``, plus ``residual`` if given."""
+        if self.training and self.proj_drop.p > 0:
+            out = self.proj_drop(self.proj(x))
+            return out if residual is None else residual + out
+        return linear_epilogue(x, self.proj, residual=residual)

@@ -233,14 +233,25 @@ class WindowLayout:
 
     def partition(self, x: Tensor) -> Tensor:
         """``(B, H, W, C)`` -> ``(B, nW, N, C)`` in layout order."""
-        b, h, w, c = x.shape
-        return x.reshape(b, h * w, c).index_select(1, self.order).view(b, -1, self.tokens_per_window, c)
+        return gather_tokens(x, self.order).view(x.shape[0], -1, self.tokens_per_window, x.shape[-1])
 
     def merge(self, windows: Tensor) -> Tensor:
         """Inverse of :meth:`partition`: ``(B, nW, N, C)`` -> ``(B, H, W, C)``."""
-        b, c = windows.shape[0], windows.shape[-1]
-        tokens = windows.reshape(b, -1, c).index_select(1, self.inverse)
-        return tokens.view(b, self.height, self.width, c)
+        return gather_tokens(windows, self.inverse).view(windows.shape[0], self.height, self.width, -1)
+
+
+def gather_tokens(x: Tensor, order: Tensor) -> Tensor:
+    """The tokens ``order`` of every sample: ``(B, ..., C)`` with L tokens -> ``(B, len(order), C)``.
+
+    One gather of whole rows from the ``(B*L, C)`` matrix: on the CPU several times faster than
+    ``index_select`` along the token dimension of the 3-D tensor.
+    """
+    b, c = x.shape[0], x.shape[-1]
+    rows = x.reshape(-1, c)
+    if b > 1:
+        tokens = rows.shape[0] // b
+        order = (order + torch.arange(0, b * tokens, tokens, device=order.device)[:, None]).flatten()
+    return rows.index_select(0, order).view(b, -1, c)
 
 
 @functools.lru_cache(maxsize=64)

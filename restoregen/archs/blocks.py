@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from ..attention import (WindowAttention, linear_epilogue, pad_to_multiple, shifted_window_mask, to_pair,
-                         window_backend)
+from ..attention import (LinearWeights, WindowAttention, fuses_linear_epilogues, linear_epilogue, pad_to_multiple,
+                         shifted_window_mask, to_pair, window_backend)
 from ..attention.windows import Pair
 
 
@@ -220,6 +220,11 @@ class SwinBlock(nn.Module):
         return branch(x)
 
     def forward(self, x: Tensor, mask: Tensor | None = None, index: Tensor | None = None) -> Tensor:
+        out = self.forward_attention(x, mask, index)
+        return self.add_branch(out, lambda residual: self.mlp(self.norm2(out), residual))
+
+    def forward_attention(self, x: Tensor, mask: Tensor | None = None, index: Tensor | None = None) -> Tensor:
+        """The block up to its MLP: ``x`` plus the attention branch (and the convolution branch)."""
         y = self.norm1(x)
         out = self.add_branch(x, lambda residual: self.window_attention(y, mask, index, residual))
         if self.conv_block is not None:
@@ -228,7 +233,44 @@ class SwinBlock(nn.Module):
             else:  # channels-last throughout, the gate, scale and residual in one pass
                 features, gate = self.conv_block.forward_channels_last(y)
                 out = out.addcmul_(features, gate * self.conv_scale)
-        return self.add_branch(out, lambda residual: self.mlp(self.norm2(out), residual))
+        return out
+
+    def forward_projected(self, x: Tensor, projection: nn.Conv2d, scale: float = 1.0,
+                          residual: Tensor | None = None) -> Tensor:
+        """``projection(block(x)) * scale [+ residual]`` for a 1x1 convolution ``projection`` of the
+        block's channels-last output (DRCT's ``adjust`` convolutions, which are all its outputs feed).
+
+        Where :func:`.linear_epilogue` fuses (inference), the projection is folded into the MLP's
+        ``fc2``, both being linear: the result is ``P out + (P W2) hidden`` (bias folded too), so the
+        block's own ``dim``-wide output is never formed and ``fc2``'s product shrinks to the
+        projection's width. Elsewhere, the block and the convolution in the official order.
+        """
+        if self.training or not fuses_linear_epilogues(x):
+            y = projection(self(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+            if scale != 1.0:
+                y = y * scale
+            return y if residual is None else y + residual
+        out = self.forward_attention(x)
+        hidden = linear_epilogue(self.norm2(out), self.mlp.fc1, self.mlp.act)
+        direct, through_mlp = self._folded_projection(projection, scale)
+        return linear_epilogue(hidden, through_mlp, residual=linear_epilogue(out, direct, residual=residual))
+
+    def _folded_projection(self, projection: nn.Conv2d, scale: float) -> tuple[LinearWeights, LinearWeights]:
+        """``scale * projection`` applied to the block output ``out + fc2(hidden)``, as a linear map of
+        ``out`` (bias included) and one of ``hidden``; cached until a weight changes."""
+        fc2 = self.mlp.fc2
+        tensors = (projection.weight, projection.bias, fc2.weight, fc2.bias)
+        key = (scale, torch.is_inference_mode_enabled(),
+               *((t.data_ptr(), t._version) if t is not None else None for t in tensors))
+        cached = self.__dict__.get("_projection_fold")
+        if cached is None or cached[0] != key:
+            weight = projection.weight.flatten(1) * scale  # (out, dim)
+            bias = projection.bias * scale if projection.bias is not None else weight.new_zeros(weight.shape[0])
+            if fc2.bias is not None:
+                bias = bias + weight @ fc2.bias
+            cached = key, (LinearWeights(weight, bias), LinearWeights((weight @ fc2.weight).contiguous()))
+            self.__dict__["_projection_fold"] = cached
+        return cached[1]
 
 
 def init_transformer_weights(module: nn.Module) -> None:

@@ -55,14 +55,17 @@ class RDG(nn.Module):
         for i in range(1, RDG_BLOCKS + 1):
             block, adjust = getattr(self, f"swin{i}"), getattr(self, f"adjust{i}")
             y = torch.cat(features, dim=-1)
-            if self.use_checkpoint and torch.is_grad_enabled():
-                y = checkpoint(block, y, use_reentrant=False)
-            else:
-                y = block(y)
-            y = adjust(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-            if i < RDG_BLOCKS:
-                features.append(self.lrelu(y))
-        return y * RESIDUAL_SCALE + x
+            if i == RDG_BLOCKS:  # the group output: adjust5(swin5(...)) * 0.2 + x
+                return self._adjusted(block, adjust, y, RESIDUAL_SCALE, x)
+            features.append(self.lrelu(self._adjusted(block, adjust, y)))
+
+    def _adjusted(self, block: SwinBlock, adjust: nn.Conv2d, y: Tensor, scale: float = 1.0,
+                  residual: Tensor | None = None) -> Tensor:
+        """``adjust(block(y)) * scale [+ residual]`` (the adjust convolution folded into the block
+        in inference, see :meth:`SwinBlock.forward_projected`)."""
+        if self.use_checkpoint and torch.is_grad_enabled():
+            return checkpoint(block.forward_projected, y, adjust, scale, residual, use_reentrant=False)
+        return block.forward_projected(y, adjust, scale, residual)
 
 
 @register

@@ -32,7 +32,7 @@ from .channel import (
     tlc_partition,
 )
 from .dynamic import DYNAMIC_CONV_METHODS, dynamic_depthwise_conv
-from .epilogue import fuses_linear_epilogues, linear_epilogue, onednn_linear_available
+from .epilogue import LinearWeights, fuses_linear_epilogues, linear_epilogue, onednn_linear_available
 from .fused import overlapping_window_attention
 from .modules import WindowAttention, WindowAttentionCore
 from .profiling import sdpa_kernels
@@ -64,7 +64,7 @@ __all__ = [
     "overlapping_windows", "pad_to_multiple", "relative_position_bias", "relative_position_index",
     "shifted_window_mask", "to_pair", "window_layout", "window_merge", "window_partition",
     "CHANNEL_ATTENTION_ACTIVATIONS", "channel_attention", "channel_self_attention", "tlc_grid", "tlc_merge",
-    "tlc_partition", "DYNAMIC_CONV_METHODS", "dynamic_depthwise_conv", "fuses_linear_epilogues", "linear_epilogue",
-    "onednn_linear_available",
+    "tlc_partition", "DYNAMIC_CONV_METHODS", "dynamic_depthwise_conv", "LinearWeights", "fuses_linear_epilogues",
+    "linear_epilogue", "onednn_linear_available",
     "sliding_window_attention", "sliding_window_mask",
 ]

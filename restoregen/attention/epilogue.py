@@ -9,6 +9,7 @@ it is in cache. It has no autograd, so it serves inference only.
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -55,7 +56,14 @@ def fuses_linear_epilogues(x: Tensor) -> bool:
             and not torch.compiler.is_compiling() and window_backend(x) != "math" and onednn_linear_available())
 
 
-def linear_epilogue(x: Tensor, layer: nn.Linear, activation: nn.Module | None = None,
+class LinearWeights(NamedTuple):
+    """A linear map held as tensors (``weight``: ``(out, in)``), for :func:`linear_epilogue`."""
+
+    weight: Tensor
+    bias: Tensor | None = None
+
+
+def linear_epilogue(x: Tensor, layer: nn.Linear | LinearWeights, activation: nn.Module | None = None,
                     residual: Tensor | None = None) -> Tensor:
     """``activation(layer(x))`` or ``residual + layer(x)``.
 
@@ -66,16 +74,16 @@ def linear_epilogue(x: Tensor, layer: nn.Linear, activation: nn.Module | None = 
     if activation is not None and residual is not None:
         raise ValueError("linear_epilogue takes an activation or a residual, not both")
     post_op = _onednn_post_op(activation)
-    out_shape = (*x.shape[:-1], layer.out_features)
+    out_shape = (*x.shape[:-1], layer.weight.shape[0])
     if (post_op is not None and fuses_linear_epilogues(x)
             and (residual is None or (residual.shape == out_shape and residual.dtype == x.dtype))):
         if residual is not None:
             return torch.ops.mkldnn._linear_pointwise.binary(x, residual, layer.weight, layer.bias, "add")
         return torch.ops.mkldnn._linear_pointwise(x, layer.weight, layer.bias, *post_op)
-    out = layer(x)
+    out = F.linear(x, layer.weight, layer.bias)
     if activation is not None:
         out = activation(out)
     return out if residual is None else residual + out
 
 
-__all__ = ["fuses_linear_epilogues", "linear_epilogue", "onednn_linear_available"]
+__all__ = ["LinearWeights", "fuses_linear_epilogues", "linear_epilogue", "onednn_linear_available"]

@@ -5,7 +5,7 @@ import torch
 
 from reference_data import case_dirs, load_case, params, sr_tolerance
 from restoregen.archs import build
-from restoregen.attention import attention_backend
+from restoregen.attention import attention_backend, fuses_linear_epilogues
 
 SR_CASES = [p for family in ("hat", "drct", "dlgsanet") for p in case_dirs(family)]
 
@@ -67,3 +67,45 @@ def test_math_path_gathers_the_bias_in_every_call_and_the_fast_path_caches_it():
         with attention_backend(backend), torch.inference_mode():
             model(x)
         assert all(bool(m.__dict__.get("_bias_cache")) == cached for m in attention_modules), backend
+
+
+def _official_projection(block, projection, x, scale, residual):
+    return projection(block(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1) * scale + residual
+
+
+def test_projection_folded_into_the_mlp_matches_the_block_then_the_convolution():
+    """DRCT's adjust convolution folded into fc2 (inference, fast path) against block then conv;
+    the folded weights follow a weight change."""
+    from restoregen.archs.blocks import SwinBlock
+
+    torch.manual_seed(0)
+    block = SwinBlock(24, 3, 4, shift_size=2, mlp_ratio=2).eval()
+    projection = torch.nn.Conv2d(24, 8, 1)
+    x, residual = torch.randn(2, 8, 8, 24), torch.randn(2, 8, 8, 8)
+    with torch.inference_mode():
+        with attention_backend("math"):
+            expected = _official_projection(block, projection, x, 0.2, residual)
+        folded = block.forward_projected(x, projection, 0.2, residual)
+        assert ("_projection_fold" in block.__dict__) == fuses_linear_epilogues(x)
+        torch.testing.assert_close(folded, expected, rtol=0, atol=1e-5)
+        block.mlp.fc2.weight.mul_(2)
+        with attention_backend("math"):
+            expected = _official_projection(block, projection, x, 0.2, residual)
+        torch.testing.assert_close(block.forward_projected(x, projection, 0.2, residual), expected, rtol=0, atol=1e-5)
+
+
+def test_drct_group_trains_with_checkpointing_as_without():
+    from restoregen.archs.drct import RDG
+
+    torch.manual_seed(0)
+    kwargs = dict(dim=12, num_heads=2, window_size=4, shift_size=2, resolution=(8, 8), mlp_ratio=2, gc=4,
+                  qkv_bias=True, qk_scale=None, drop=0.0, attn_drop=0.0, drop_path=0.0, norm_layer=torch.nn.LayerNorm)
+    plain, checkpointed = RDG(**kwargs, use_checkpoint=False), RDG(**kwargs, use_checkpoint=True)
+    checkpointed.load_state_dict(plain.state_dict())
+    x = torch.randn(1, 8, 8, 12)
+    grads = []
+    for group in (plain, checkpointed):
+        group(x).square().sum().backward()
+        grads.append([p.grad for p in group.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)

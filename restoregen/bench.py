@@ -9,9 +9,9 @@ forward above the baseline. The processes stay alive, and the run then times ``-
 rounds in which each path runs one forward in turn under ``torch.inference_mode``. The table
 gives each path's median time, and its speed-up against ``math`` as the median over the rounds of
 the two times of the same round: a machine whose speed drifts (other load, clock changes) slows
-both forwards of a round alike, so the ratio holds. ``fast`` is the default path (attention backend ``auto``); ``math`` is the explicit
-computation in the official order. FLOPs come from
-``torch.utils.flop_counter`` (multiply-add = 2 FLOPs) and are compared with
+both forwards of a round alike, so the ratio holds. ``fast`` is the default path (attention
+backend ``auto``); ``math`` is the explicit computation in the official order. FLOPs come from
+``torch.utils.flop_counter`` (multiply-add = 2 FLOPs) on the ``math`` path and are compared with
 this machine's fp32 matmul rate, measured at the start of the run.
 
 ``--device cuda`` runs the GPU table instead: HAT-S x4 at 256x256 in bfloat16 through the default

@@ -123,3 +123,17 @@ def test_cached_tensors_are_shared_and_usable_outside_inference_mode():
     assert not first.is_inference()
     weight = torch.randn(1, requires_grad=True)
     (first * weight).sum().backward()  # would fail for an inference tensor saved for backward
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_window_layout_gathers_every_sample_of_a_batch(batch):
+    from restoregen.attention import window_layout
+
+    torch.manual_seed(0)
+    x = torch.randn(batch, 8, 12, 5)
+    layout = window_layout(8, 12, (4, 4), (2, 2))
+    windows = layout.partition(x)
+    assert windows.shape == (batch, 6, 16, 5)
+    for sample in range(batch):
+        assert torch.equal(windows[sample].reshape(-1, 5), x[sample].reshape(-1, 5)[layout.order])
+    assert torch.equal(layout.merge(windows), x)

@@ -420,12 +420,14 @@ class Engine:
             _set_rng_state(self._rng_state)
         else:
             _seed_everything(self.seed + self.rank + self.iteration)
+        finished = False
         try:
             self._loop(recipe)
+            finished = True
         finally:
             self.loader.close()
             self.scalars.close()
-            _leave_process_group()
+            _leave_process_group(synchronize=finished)
 
     def _loop(self, recipe: Recipe) -> None:
         from tqdm import tqdm
@@ -497,9 +499,16 @@ class Engine:
 
 
 
-def _leave_process_group() -> None:
-    """Destroy the distributed process group: gloo's threads still running at exit abort the process."""
+def _leave_process_group(synchronize: bool) -> None:
+    """Destroy the distributed process group: gloo's threads still running at exit abort the process.
+
+    After a finished run the processes first meet in a barrier, so that none tears its connections
+    down while another still uses them (once seen as an abort of rank 1 at exit); after an error
+    they do not wait for each other.
+    """
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        if synchronize and dist.get_world_size() > 1:
+            dist.barrier()
         dist.destroy_process_group()

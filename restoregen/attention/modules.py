@@ -44,13 +44,14 @@ class WindowAttentionCore(nn.Module):
             self.register_buffer("relative_position_index", index.clone())
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
 
-    def bias(self, index: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
-        """The ``(heads, N, N)`` relative-position bias, plus an ``(N, N)`` ``mask`` if given.
+    def bias(self, index: Tensor | None = None, mask: Tensor | None = None, tokens: Tensor | None = None) -> Tensor:
+        """The ``(heads, N, N)`` relative-position bias, plus an ``(N, N)`` ``mask`` if given; with
+        ``tokens``, among those positions of the window only.
 
         Without autograd (inference) the result is cached per mask until the table changes (not on
         the ``math`` backend, which gathers it in every call as the official code does).
         """
-        return cached_relative_position_bias(self, self.relative_position_bias_table, self._index(index), mask)
+        return cached_relative_position_bias(self, self.relative_position_bias_table, self._index(index), mask, tokens)
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None,
                 index: Tensor | None = None) -> Tensor:
@@ -91,7 +92,7 @@ class WindowAttentionCore(nn.Module):
                                qkv, self.window_size, shift)
         if backend == "triton":
             return self._attend_map_triton(qkv, shift, index)
-        layout = self._layout(qkv, shift)
+        layout = self._layout(qkv, shift, backend)
         return layout.merge(self._attend_layout(layout.partition(qkv), layout, shift, index, backend))
 
     def _backend(self, x: Tensor) -> str:
@@ -101,8 +102,11 @@ class WindowAttentionCore(nn.Module):
             return "sdpa"
         return backend
 
-    def _layout(self, x: Tensor, shift: int) -> WindowLayout:
-        return window_layout(x.shape[1], x.shape[2], self.window_size, (shift, shift), x.device, x.dtype)
+    def _layout(self, x: Tensor, shift: int, backend: str) -> WindowLayout:
+        """The cached layout; ``sdpa`` attends the shift regions of a window separately (the fused
+        kernels' plans index tokens in row-major window order)."""
+        return window_layout(x.shape[1], x.shape[2], self.window_size, (shift, shift), x.device, x.dtype,
+                             split_regions=backend == "sdpa")
 
     def _official_mask(self, x: Tensor, shift: int, mask: Tensor | None) -> Tensor | None:
         if not shift:
@@ -119,12 +123,15 @@ class WindowAttentionCore(nn.Module):
             out = fused.flex_window_attention(q, k, v, self.relative_position_bias_table, self._index(index),
                                               self.scale, plan)
             return fused.flex_merge(out, plan.windows)
-        q, k, v = qkv_heads(qkv, self.num_heads)
         dropout_p = self.attn_drop if self.training else 0.0
-        outs = [merge_heads(attend(q[:, g.start:g.stop], k[:, g.start:g.stop], v[:, g.start:g.stop],
-                                   bias=self.bias(index, g.mask), scale=self.scale, dropout_p=dropout_p,
-                                   backend="sdpa"))
-                for g in layout.groups]
+        batch, _, tokens, channels = qkv.shape
+        outs = []
+        for g in layout.groups:  # a group with split regions attends each region as its own sequence
+            regions = g.regions(tokens)
+            q, k, v = qkv_heads(qkv[:, g.start:g.stop].reshape(batch, -1, tokens // regions, channels), self.num_heads)
+            out = attend(q, k, v, bias=self.bias(index, g.mask, g.tokens), scale=self.scale, dropout_p=dropout_p,
+                         backend="sdpa")
+            outs.append(merge_heads(out).reshape(batch, g.stop - g.start, tokens, -1))
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
 
     def _attend_map_triton(self, qkv: Tensor, shift: int, index: Tensor | None) -> Tensor:
@@ -173,7 +180,7 @@ class WindowAttention(WindowAttentionCore):
             return out if residual is None else residual + out
         if backend == "triton":
             return self._project(self._attend_map_triton(self.qkv(x), shift, index), residual)
-        layout = self._layout(x, shift)
+        layout = self._layout(x, shift, backend)
         out = self._attend_layout(linear_epilogue(layout.partition(x), self.qkv), layout, shift, index, backend)
         return self._project(layout.merge(out), residual)
 

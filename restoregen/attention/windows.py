@@ -144,26 +144,30 @@ def relative_position_bias(table: Tensor, index: Tensor) -> Tensor:
     return table[index.reshape(-1)].view(*index.shape, -1).permute(2, 0, 1)
 
 
-def cached_relative_position_bias(owner: object, table: Tensor, index: Tensor, mask: Tensor | None = None) -> Tensor:
-    """:func:`relative_position_bias` made contiguous, plus an additive ``(N, M)`` ``mask`` if given.
+def cached_relative_position_bias(owner: object, table: Tensor, index: Tensor, mask: Tensor | None = None,
+                                  tokens: Tensor | None = None) -> Tensor:
+    """:func:`relative_position_bias` made contiguous, plus an additive ``(N, M)`` ``mask`` if given;
+    with ``tokens``, only among those positions of the window (a square ``index`` restricted to them).
 
     Outside autograd (inference) the result is cached on ``owner`` (the module holding ``table``)
-    per mask until the table changes. The ``math`` backend follows the official code, which gathers
-    the bias again in every block call, and never caches.
+    per mask and tokens until the table changes. The ``math`` backend follows the official code,
+    which gathers the bias again in every block call, and never caches.
     """
-    if torch.is_grad_enabled() or torch.compiler.is_compiling() or requested_backend() == "math":
-        bias = relative_position_bias(table, index).contiguous()
+    def build() -> Tensor:
+        bias = relative_position_bias(table, index if tokens is None else index[tokens][:, tokens]).contiguous()
         return bias if mask is None else bias + mask
+
+    if torch.is_grad_enabled() or torch.compiler.is_compiling() or requested_backend() == "math":
+        return build()
     cache = owner.__dict__.setdefault("_bias_cache", {})
     table_key = (table.data_ptr(), table._version, index.data_ptr(), torch.is_inference_mode_enabled())
     if cache.get("table") != table_key:
         cache.clear()
         cache["table"] = table_key
-    mask_key = None if mask is None else (mask.data_ptr(), mask.dtype)
-    if mask_key not in cache:
-        bias = relative_position_bias(table, index).contiguous()
-        cache[mask_key] = bias if mask is None else bias + mask
-    return cache[mask_key]
+    key = (None if mask is None else (mask.data_ptr(), mask.dtype), None if tokens is None else tokens.data_ptr())
+    if key not in cache:
+        cache[key] = build()
+    return cache[key]
 
 
 def _shift_regions(height: int, width: int, window: Pair, shift: Pair, device) -> Tensor:
@@ -199,11 +203,22 @@ def shifted_window_mask(height: int, width: int, window: int | Pair, shift: int 
 
 @dataclass(frozen=True)
 class WindowGroup:
-    """Consecutive windows of a :class:`WindowLayout` that share one shift mask."""
+    """Consecutive windows of a :class:`WindowLayout` that share one shift mask.
+
+    In a layout with split regions, a group whose windows hold several shift regions of one shape
+    has its tokens sorted by region instead: each region is a run of ``len(tokens)`` tokens that
+    attends only to itself, with no mask. ``tokens`` gives the positions (row-major in the window)
+    of one region's tokens; the others are translates of it, so they share its bias.
+    """
 
     start: int
     stop: int
     mask: Tensor | None  # additive (N, N), None where the windows need no mask
+    tokens: Tensor | None = None  # split regions: one region's token positions in the window
+
+    def regions(self, tokens_per_window: int) -> int:
+        """How many independent runs of tokens each window of the group holds."""
+        return 1 if self.tokens is None else tokens_per_window // self.tokens.numel()
 
 
 @dataclass(frozen=True)
@@ -257,8 +272,14 @@ def gather_tokens(x: Tensor, order: Tensor) -> Tensor:
 @functools.lru_cache(maxsize=64)
 @_no_inference
 def window_layout(height: int, width: int, window: Pair, shift: Pair = (0, 0),
-                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> WindowLayout:
-    """The cached :class:`WindowLayout` of a map; ``shift`` as in Swin's shifted windows."""
+                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                  split_regions: bool = False) -> WindowLayout:
+    """The cached :class:`WindowLayout` of a map; ``shift`` as in Swin's shifted windows.
+
+    With ``split_regions``, windows that hold several shift regions of one shape (Swin's shift of
+    half a window) get their tokens sorted by region (see :class:`WindowGroup`): attention then
+    runs per region, skipping the masked pairs instead of computing and discarding them.
+    """
     (wh, ww), (sh, sw) = to_pair(window), to_pair(shift)
     if height % wh or width % ww:
         raise ValueError(f"feature map {height}x{width} is not a multiple of the window {wh}x{ww}")
@@ -270,19 +291,45 @@ def window_layout(height: int, width: int, window: Pair, shift: Pair = (0, 0),
     window_order = torch.sort(kind, stable=True).indices
     pixels = (torch.arange(height * width, device=device).view(height, width)
               .roll(shifts=(-sh, -sw), dims=(0, 1)))  # pixel shown at each position after the shift
-    by_window = window_partition(pixels[None, :, :, None], (wh, ww))[0, :, :, 0]  # nW, N
-    order = by_window[window_order].reshape(-1)
+    by_window = window_partition(pixels[None, :, :, None], (wh, ww))[0, :, :, 0][window_order]  # nW, N
     masks = shifted_window_mask(height, width, (wh, ww), (sh, sw), device, dtype) if sh or sw else None
-    groups, start = [], 0
-    for value, count in zip(*torch.unique_consecutive(kind[window_order], return_counts=True)):
-        mask = masks[window_order[start]] if masks is not None and value.item() else None
-        groups.append(WindowGroup(start, start + count.item(), mask))
-        start += count.item()
-    labels = None
+    region_labels = None
     if sh or sw:
         regions = _shift_regions(height, width, (wh, ww), (sh, sw), device)
-        labels = window_partition(regions[None, :, :, None], (wh, ww))[0, :, :, 0][window_order].reshape(-1)
+        region_labels = window_partition(regions[None, :, :, None], (wh, ww))[0, :, :, 0][window_order]  # nW, N
+    groups, start = [], 0
+    for value, count in zip(*torch.unique_consecutive(kind[window_order], return_counts=True)):
+        stop = start + count.item()
+        group = WindowGroup(start, stop, masks[window_order[start]] if masks is not None and value.item() else None)
+        if split_regions and group.mask is not None:
+            tokens = _region_tokens(region_labels[start:stop], (wh, ww))
+            if tokens is not None:  # sort each window's tokens by region (stable: row-major inside)
+                sort = torch.sort(region_labels[start:stop], dim=1, stable=True).indices
+                by_window[start:stop] = by_window[start:stop].gather(1, sort)
+                region_labels[start:stop] = region_labels[start:stop].gather(1, sort)
+                group = WindowGroup(start, stop, None, tokens)
+        groups.append(group)
+        start = stop
+    order = by_window.reshape(-1)
+    labels = None if region_labels is None else region_labels.reshape(-1)
     return WindowLayout(height, width, (wh, ww), order, torch.argsort(order), tuple(groups), labels)
+
+
+def _region_tokens(labels: Tensor, window: Pair) -> Tensor | None:
+    """For windows ``(nW, N)`` of shift-region labels: the row-major positions of the first
+    region's tokens if every region of every window is a translate of it, else None."""
+    ww = window[1]
+    reference = None
+    for window_labels in labels:
+        for label in torch.unique(window_labels):
+            positions = torch.nonzero(window_labels == label).flatten()  # sorted, row-major
+            rows, cols = positions // ww, positions % ww
+            shape = torch.stack((rows - rows[0], cols - cols[0]))
+            if reference is None:
+                reference = (positions, shape)
+            elif shape.shape != reference[1].shape or not torch.equal(shape, reference[1]):
+                return None
+    return reference[0]
 
 
 @functools.lru_cache(maxsize=64)

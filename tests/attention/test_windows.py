@@ -137,3 +137,35 @@ def test_window_layout_gathers_every_sample_of_a_batch(batch):
     for sample in range(batch):
         assert torch.equal(windows[sample].reshape(-1, 5), x[sample].reshape(-1, 5)[layout.order])
     assert torch.equal(layout.merge(windows), x)
+
+
+def test_split_regions_sort_each_masked_window_into_runs_of_one_region():
+    from restoregen.attention import window_layout
+
+    layout = window_layout(16, 24, (8, 8), (4, 4), split_regions=True)
+    plain = window_layout(16, 24, (8, 8), (4, 4))
+    assert torch.equal(torch.sort(layout.order).values, torch.sort(plain.order).values)
+    labels = layout.labels.view(-1, 64)
+    split = [g for g in layout.groups if g.tokens is not None]
+    assert [g.regions(64) for g in split] == [2, 2, 4]  # last column, last row, corner
+    for group in split:
+        assert group.mask is None
+        runs = labels[group.start:group.stop].view(group.stop - group.start, group.regions(64), -1)
+        assert (runs == runs[..., :1]).all()  # every run holds one region
+    # a shift that is not half the window leaves regions of different shapes: masked as before
+    uneven = window_layout(24, 24, (8, 8), (3, 3), split_regions=True)
+    assert all(g.tokens is None for g in uneven.groups) and any(g.mask is not None for g in uneven.groups)
+
+
+def test_split_regions_attend_as_the_official_mask():
+    from restoregen.attention import WindowAttention, attention_backend
+
+    torch.manual_seed(0)
+    attention = WindowAttention(12, 4, 3).eval()
+    x = torch.randn(2, 8, 12, 12)
+    with torch.inference_mode():
+        with attention_backend("math"):
+            expected = attention.forward_map(x, shift=2)
+        out = attention.forward_map(x, shift=2)
+    assert any(key[1] is not None for key in attention.__dict__["_bias_cache"] if key != "table")  # region biases
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)

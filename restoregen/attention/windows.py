@@ -165,9 +165,9 @@ def cached_relative_position_bias(owner: object, table: Tensor, index: Tensor, m
         cache.clear()
         cache["table"] = table_key
     key = (None if mask is None else (mask.data_ptr(), mask.dtype), None if tokens is None else tokens.data_ptr())
-    if key not in cache:
-        cache[key] = build()
-    return cache[key]
+    if key not in cache:  # the entry keeps mask and tokens alive, so their addresses stay theirs
+        cache[key] = (build(), mask, tokens)
+    return cache[key][0]
 
 
 def _shift_regions(height: int, width: int, window: Pair, shift: Pair, device) -> Tensor:
@@ -226,10 +226,11 @@ class WindowLayout:
     """A (cyclically shifted) window partition of a ``height x width`` map as one gather.
 
     ``order[i]`` is the row-major pixel index of the i-th token in window order, after the shift:
-    partitioning is one ``index_select`` (no roll, no permute copy) and merging is one more with
-    the inverse permutation. Windows are sorted into groups sharing a shift mask (interior, last
+    partitioning is one row gather (no roll, no permute copy) and merging is one more with the
+    inverse permutation. Windows are sorted into groups sharing a shift mask (interior, last
     column, last row, corner), so attention needs one ``(N, N)`` mask per group instead of an
-    ``(nW, N, N)`` tensor that grows with the image. ``labels`` (shifted layouts only) gives the
+    ``(nW, N, N)`` tensor that grows with the image; with split regions a group sorts its windows'
+    tokens by region and needs no mask (:class:`WindowGroup`). ``labels`` (shifted layouts only) gives the
     shift region of every token in layout order: the mask is -100 exactly between different labels
     (the fused kernels mask from the labels and never build a mask).
     """

@@ -6,6 +6,7 @@ networks, nothing imports diffusers or lpips until a feature needs them).
 
 from __future__ import annotations
 
+from ._compat import install_functional_tensor_alias
 from ._lazy import lazy_exports
 
 __version__ = "0.1.0"
@@ -17,3 +18,4 @@ _EXPORTS = {name: name for name in ("attention", "archs", "cli", "inference")} |
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+install_functional_tensor_alias()  # `import restoregen, basicsr` works with torchvision >= 0.17

@@ -25,9 +25,11 @@ def lazy_exports(package: str, exports: dict[str, str]) -> tuple[Callable, Calla
     return __getattr__, __dir__
 
 
-def load_entry(package: str, table: dict[str, str], name: str, kind: str):
-    """The object that ``table[name]`` (``"module:attribute"`` under ``package``) names, imported now."""
+def load_entry(package: str, table: dict, name: str, kind: str):
+    """The object that ``table[name]`` (``"module:attribute"`` under ``package``, or a registry entry
+    with such a ``target``) names, imported now."""
     if name not in table:
         raise KeyError(f"unknown {kind} {name!r}; known: {', '.join(sorted(table))}")
-    module, attribute = table[name].split(":")
+    entry = table[name]
+    module, attribute = getattr(entry, "target", entry).split(":")
     return getattr(importlib.import_module(f"{package}.{module}"), attribute)

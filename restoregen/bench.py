@@ -66,15 +66,17 @@ class Case:
 def cases() -> list[Case]:
     sr = [("HAT-S x4", "HAT", HAT_S_X4), ("HAT x4", "HAT", HAT_X4), ("DRCT x4", "DRCT", DRCT_X4),
           ("DLGSANet-light x4", "DLGSANet", DLGSANET_LIGHT_X4)]
-    table = [Case(f"{name} {size}x{size}", arch, kwargs, size) for name, arch, kwargs in sr for size in (64, 128)]
-    table.append(Case("StyleSwin G 256", "StyleSwinGenerator", STYLESWIN_256, 1))
+    # names as in README's table, so that `--only` takes a row name from there
+    table = [Case(f"{name}, {size}x{size}", arch, kwargs, size) for name, arch, kwargs in sr for size in (64, 128)]
+    table.append(Case("StyleSwin G 256, batch 1", "StyleSwinGenerator", STYLESWIN_256, 1))
     # a short clip at twice Wan-1.3B's 30x52 latent grid would not fit the dense math path; this one does
-    table.append(Case("FreeSwim attention 5x32x56 win 17x29 d128", "freeswim",
+    table.append(Case("FreeSwim attention, 5x32x56 grid, window 5x17x29, d 128", "freeswim",
                       dict(grid=(5, 32, 56), window=(5, 17, 29), heads=1, head_dim=128), 0))
     return table
 
 
-GPU_CASES = [Case("HAT-S x4 256x256", "HAT", HAT_S_X4, 256), Case("HAT x4 256x256", "HAT", HAT_X4, 256, quick=False)]
+GPU_CASES = [Case("HAT-S x4, 256x256", "HAT", HAT_S_X4, 256),
+             Case("HAT x4, 256x256", "HAT", HAT_X4, 256, quick=False)]
 
 # path -> (attention backend, dtype, torch.compile)
 PATHS = {"fast": ("auto", "float32", False), "math": ("math", "float32", False),
@@ -84,8 +86,27 @@ PATHS = {"fast": ("auto", "float32", False), "math": ("math", "float32", False),
 MEMORY_CASES = [
     Case("HAT-S x4 upscale 1024x1024, 256 tiles", "upscale", dict(model=HAT_S_X4, tile=256, overlap=16), 1024,
          quick=False),
-    Case("HAT-S x4 256x256 untiled", "HAT", HAT_S_X4, 256, quick=False),
+    Case("HAT-S x4, 256x256 untiled", "HAT", HAT_S_X4, 256, quick=False),
 ]
+CASE_WIDTH = 56  # the case column
+
+
+def _words(text: str) -> str:
+    """Lower case, commas ignored, single spaces: how --only compares names."""
+    return " ".join(text.lower().replace(",", " ").split())
+
+
+def select_cases(pool: list[Case], only: str, quick: bool) -> list[Case]:
+    """The cases whose name contains ``only`` (any letter case; commas and extra spaces ignored),
+    without the slow ones under ``quick``. ``ValueError`` saying which rows exist if none is left."""
+    matching = [c for c in pool if _words(only) in _words(c.name)]
+    selected = [c for c in matching if c.quick or not quick]
+    if not selected:
+        if matching:
+            raise ValueError(f"--only {only!r} matches only rows that --quick leaves out: "
+                             f"{'; '.join(c.name for c in matching)}")
+        raise ValueError(f"--only {only!r} matches no row; the rows are: {'; '.join(c.name for c in pool)}")
+    return selected
 
 
 @dataclass
@@ -343,7 +364,7 @@ def speedup(result: Result, reference: Result | None) -> float | None:
 
 def _row(result: Result, peak_gflops: float, reference: Result | None) -> str:
     if result.skipped:
-        return f"{result.case:<42} {result.path:<13} skipped: {result.skipped}"
+        return f"{result.case:<{CASE_WIDTH}} {result.path:<13} skipped: {result.skipped}"
     mpix_s = f"{result.output_mpix / (result.ms / 1e3):8.3f}" if result.output_mpix else f"{'-':>8}"
     gflop = f"{result.gflop:8.1f}" if result.gflop else f"{'-':>8}"
     peak = f"{result.gflop / (result.ms / 1e3) / peak_gflops * 100:5.1f}%" if result.gflop else f"{'-':>6}"
@@ -353,7 +374,7 @@ def _row(result: Result, peak_gflops: float, reference: Result | None) -> str:
     kernels = result.extra.get("sdpa_kernels")
     kernels = f" SDPA: {', '.join(kernels) or 'none'}" if kernels is not None else ""
     memory = f" {result.peak_mb / reference.peak_mb:5.2f}x mem" if reference and reference.peak_mb and kernels else ""
-    return (f"{result.case:<42} {result.path:<13} {result.ms:10.1f} {mpix_s} {result.peak_mb:9.0f} {gflop} {peak} "
+    return (f"{result.case:<{CASE_WIDTH}} {result.path:<13} {result.ms:10.1f} {mpix_s} {result.peak_mb:9.0f} {gflop} {peak} "
             f"{speedup_text}{memory}{compile_s}{kernels}")
 
 
@@ -366,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats; skip the 1024x1024 memory rows")
-    parser.add_argument("--only", default="", help="run only cases whose name contains this text")
+    parser.add_argument("--only", default="", help="run only the rows whose name contains this text, e.g. a row "
+                        "name of README's table (\"HAT-S x4, 64x64\"; letter case and commas do not matter)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch CPU threads")
     parser.add_argument("--repeats", type=int, default=None, help="timed rounds (default 5, quick 3)")
     parser.add_argument("--compile", action="store_true", help="also time the fast path under torch.compile")
@@ -380,6 +402,11 @@ def run(args: argparse.Namespace) -> int:
     repeats = args.repeats or (3 if args.quick else 5)
     warmup = 0 if args.quick else 1  # untimed rounds after the first forward
     cuda = args.device == "cuda"
+    try:
+        selected = select_cases(GPU_CASES if cuda else cases() + MEMORY_CASES, args.only, args.quick)
+    except ValueError as error:
+        print(f"restoregen bench: error: {error}", file=sys.stderr)
+        return 2
     if cuda:
         import torch
 
@@ -392,14 +419,11 @@ def run(args: argparse.Namespace) -> int:
     rounds = f"median of {repeats}" if cuda else f"median of {repeats} rounds, the paths timed in turn"
     print(f"restoregen bench: {where}, batch 1; {'bf16' if cuda else 'fp32'} matmul peak {peak_gflops:.0f} "
           f"GFLOP/s (2048^3); {rounds}", flush=True)
-    print(f"{'case':<42} {'path':<13} {'ms':>10} {'MP/s':>8} {'peak MB':>9} {'GFLOP':>8} {'%peak':>6} {'vs math':>7}")
+    print(f"{'case':<{CASE_WIDTH}} {'path':<13} {'ms':>10} {'MP/s':>8} {'peak MB':>9} {'GFLOP':>8} {'%peak':>6} {'vs math':>7}")
     if cuda:
         paths = ["fast bf16", "triton bf16", "math"]
-        pool = GPU_CASES
     else:
         paths = ["fast", "math"] + (["fast+compile"] if args.compile else [])
-        pool = cases() + MEMORY_CASES
-    selected = [c for c in pool if args.only in c.name and (c.quick or not args.quick)]
     results: list[Result] = []
     for case in selected:
         if case.arch == "upscale":

@@ -11,16 +11,22 @@ call any function named in the file; :func:`read_checkpoint` therefore never ful
    ``args`` entry of official StyleSwin/StyleGAN2 checkpoints) becomes a plain
    :class:`NamespaceRecord` of its fields, anything else a :class:`SkippedObject` that records the
    name it stands for. Their code never runs; the names are reported as skipped.
+
+:func:`unwrap_state_dict` then finds the state dict inside the training wrappers (``params_ema``,
+``params``, ``g_ema``, ``state_dict``, ...): the one checkpoint unwrapper of loading, training and
+sampling; :func:`key_variants` removes the prefixes that wrapper modules add to the keys.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 
 class CheckpointError(ValueError):
@@ -151,6 +157,80 @@ def _read_pickle(path: Path) -> Checkpoint:
     return Checkpoint(path, data, skipped=[name for name in unsafe if name not in _RECORDS])
 
 
+# Entries that training code wraps a state dict in, in order of preference (EMA weights first): BasicSR
+# (params_ema, params), StyleSwin/StyleGAN2 (g_ema, g), Lightning (state_dict) and others.
+WRAPPER_KEYS = ("params_ema", "g_ema", "params", "g", "state_dict", "model", "net_g", "generator")
+# Prefixes added by DataParallel/DDP (module.), torch.compile (_orig_mod.) and Lightning-style wrappers.
+STRIPPED_PREFIXES = ("module.", "_orig_mod.", "model.", "net_g.")
+
+
+def _wrapped(data: Mapping, keys: tuple[str, ...]) -> str | None:
+    return next((key for key in keys if isinstance(data.get(key), Mapping)), None)
+
+
+def unwrap_state_dict(data: Any, param_key: str | None = None) -> tuple[dict[str, Tensor], str | None]:
+    """The state dict inside a loaded checkpoint, keys as stored, and the entry it came from (None:
+    ``data`` is the state dict itself; nested entries are joined by ``/``).
+
+    ``param_key`` names the entry as BasicSR's ``path.param_key_g`` does: when the file lacks it,
+    ``params_ema`` falls back to ``g_ema`` (official StyleSwin/StyleGAN2 files), and any key to
+    ``params``; a file with entries, none of them these, is an error. Without ``param_key``, the
+    first of :data:`WRAPPER_KEYS` present is taken. Below the chosen entry (or the top without
+    one), further :data:`WRAPPER_KEYS` entries are followed, then the tensors are the state dict
+    (other values, e.g. ``epoch``, are left out). Raises :class:`CheckpointError` (without the file
+    name, which the caller adds).
+    """
+    if not isinstance(data, Mapping):
+        what = repr(data) if isinstance(data, SkippedObject) else f"a {type(data).__name__}"
+        raise CheckpointError(f"holds {what}, not a dict of weights")
+    path = []
+    if param_key is not None:
+        fallbacks = (param_key, "g_ema", "params") if param_key == "params_ema" else (param_key, "params")
+        entry = _wrapped(data, fallbacks)
+        if entry is None and any(isinstance(v, Mapping) for v in data.values()):
+            raise CheckpointError(f"no {param_key!r} in the file (keys: {_some(list(map(str, data)), 8)})")
+        if entry is not None:
+            path.append(entry)
+            data = data[entry]
+    while len(path) < 8 and (entry := _wrapped(data, WRAPPER_KEYS)) is not None:  # 8: ends a self-containing dict
+        path.append(entry)
+        data = data[entry]
+    state_dict = {str(k): v for k, v in data.items() if isinstance(v, Tensor)}
+    if not state_dict:
+        raise CheckpointError(f"no tensors found (keys: {_some(list(map(str, data)), 8) or 'none'})")
+    return state_dict, "/".join(path) or None
+
+
+def key_variants(state_dict: dict[str, Tensor]) -> list[dict[str, Tensor]]:
+    """``state_dict`` as stored, then with one more common wrapper prefix (``module.``, ``model.``, ...)
+    removed each time; the last has none left. ``model.`` is ambiguous (old ESRGAN files store
+    ``model.0.weight``), so detectors try the variants in this order."""
+    variants = [state_dict]
+    while variants[-1]:
+        prefix = next((p for p in STRIPPED_PREFIXES if all(k.startswith(p) for k in variants[-1])), None)
+        if prefix is None:
+            break
+        variants.append({k[len(prefix):]: v for k, v in variants[-1].items()})
+    return variants
+
+
+def _some(names: list[str], shown: int = 3) -> str:
+    more = f", ... ({len(names) - shown} more)" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def describe_mismatch(expected: dict[str, Any], given: dict[str, Any]) -> str:
+    """One line on how state dict ``given`` differs from a network's ``expected`` one: counts of
+    missing, unexpected and differently shaped tensors, the first few names of each ("" if none)."""
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected]
+    shapes = [f"{k} {tuple(given[k].shape)} in the file, {tuple(expected[k].shape)} in the network"
+              for k in given if k in expected and hasattr(given[k], "shape") and given[k].shape != expected[k].shape]
+    parts = [f"{what} {len(names)} ({_some(names, 1 if what == 'other shape' else 3)})"
+             for what, names in (("missing", missing), ("unexpected", unexpected), ("other shape", shapes)) if names]
+    return "; ".join(parts)
+
+
 def metadata_json(checkpoint: Checkpoint, key: str) -> Any:
     """A JSON value stored in the safetensors metadata under ``key`` (``None`` when absent)."""
     text = checkpoint.metadata.get(key)
@@ -163,6 +243,7 @@ def metadata_json(checkpoint: Checkpoint, key: str) -> Any:
 
 
 __all__ = [
-    "Checkpoint", "CheckpointError", "NamespaceRecord", "SkippedObject", "UnsafeCheckpointError", "metadata_json",
-    "read_checkpoint",
+    "STRIPPED_PREFIXES", "WRAPPER_KEYS", "Checkpoint", "CheckpointError", "NamespaceRecord", "SkippedObject",
+    "UnsafeCheckpointError", "describe_mismatch", "key_variants", "metadata_json", "read_checkpoint",
+    "unwrap_state_dict",
 ]

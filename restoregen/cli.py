@@ -23,10 +23,28 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sample": ("restoregen.inference.sample", "sample images from a StyleSwin generator"),
     "freeswim": ("restoregen.diffusion.command", "high-resolution video with FreeSwim on a diffusers model"),
     "bench": ("restoregen.bench", "print the benchmark table"),
+    "models": ("restoregen.inference.bundled", "list the bundled models and their measured results"),
+    "export": ("restoregen.inference.export", "write a model as ONNX or self-describing safetensors"),
 }
 
 
+def _model_info(model: str) -> int:
+    from .inference.bundled import BundledModelError, resolve_model_argument
+    from .inference.loading import CheckpointError, load_model
+    from .inference.model_info import model_report
+
+    try:
+        network, info = load_model(resolve_model_argument(model, None))
+    except (BundledModelError, CheckpointError) as error:
+        print(f"restoregen info: error: {error}", file=sys.stderr)
+        return 2
+    print("\n".join(model_report(network, info)))
+    return 0
+
+
 def _info(args: argparse.Namespace) -> int:
+    if getattr(args, "model", None):
+        return _model_info(args.model)
     import torch
 
     from . import archs, attention
@@ -42,10 +60,7 @@ def _info(args: argparse.Namespace) -> int:
     else:
         devices.append("no CUDA device")
     print(f"devices    {', '.join(devices)}")
-    requested = attention.requested_backend()
-    chosen = attention.auto_backend(torch.empty(1, 1, 1, 30)) if requested == "auto" else requested
-    print(f"attention  usable: {', '.join(attention.available_backends())}; "
-          f"selected: {requested} (cpu float32 -> {chosen}; set ${attention.ENV_VAR} to change)")
+    print("\n".join(f"{'attention' if i == 0 else '':<10} {line}" for i, line in enumerate(attention.backend_table())))
     print(f"archs      {', '.join(archs.list_archs())}")
     return 0
 
@@ -68,7 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="restoregen", description="Low-level vision toolkit.")
     parser.add_argument("--version", action="version", version=f"restoregen {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser("info", help="print versions, devices and attention backends").set_defaults(func=_info)
+    info = commands.add_parser("info", help="print versions, devices and attention backends; with --model, what a "
+                               "checkpoint is and what runs it")
+    info.add_argument("--model", metavar="PATH|NAME",
+                      help="a checkpoint (.pth/.safetensors/.onnx) or a bundled model's name")
+    info.set_defaults(func=_info)
     for name, (module_name, help_text) in COMMANDS.items():
         module = _command_module(module_name)
         if module is None:

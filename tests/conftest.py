@@ -1,3 +1,7 @@
+import os
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -5,8 +9,44 @@ import torch
 # and makes reductions deterministic, so the tight fixture tolerances do not depend on the machine.
 torch.set_num_threads(1)
 
+# No test writes into the source tree: no bytecode from this process or from the Python processes
+# tests start (they inherit the variable); outputs go to tmp_path. pytest_sessionfinish checks it.
+sys.dont_write_bytecode = True
+os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
 
+REPO = Path(__file__).resolve().parents[1]
+_TREE = pytest.StashKey[set]()
+
+
+def _tree_files() -> set[str]:
+    """The files under the repository, minus .git and pytest's own cache."""
+    files = set()
+    for folder, dirs, names in os.walk(REPO):
+        dirs[:] = [d for d in dirs if d not in (".git", ".pytest_cache")]
+        files.update(os.path.relpath(os.path.join(folder, name), REPO) for name in names)
+    return files
+
+
+def pytest_sessionstart(session):
+    session.config.stash[_TREE] = _tree_files()
+
+
+def pytest_sessionfinish(session):
+    before = session.config.stash.get(_TREE, None)
+    new = sorted(_tree_files() - before) if before is not None else []
+    if new:  # a test wrote into the checkout (or something else did while the tests ran)
+        listed = "\n  ".join(new[:20] + ([f"... {len(new) - 20} more"] if len(new) > 20 else []))
+        session.config.get_terminal_writer().line(f"\nnew files in the source tree {REPO}:\n  {listed}", red=True)
+        if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        # FlexAttention compiles with inductor on the CPU: 5-35 s a test with a cold cache
+        if getattr(item, "callspec", None) and item.callspec.params.get("backend") == "flex":
+            item.add_marker(pytest.mark.slow)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")

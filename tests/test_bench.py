@@ -29,3 +29,32 @@ def test_a_case_that_cannot_be_built_is_skipped():
     results = measure_cpu(Case("missing", "NoSuchNet", {}, 16), ["fast"], threads=1, repeats=1, warmup=0,
                           flop_paths=set())
     assert "NoSuchNet" in results["fast"].skipped
+
+
+def _readme_rows() -> list[str]:
+    """The first column of README's CPU benchmark table."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = text.split("| network, input |", 1)[1].split("\n\n", 1)[0]
+    return [line.split("|")[1].strip() for line in table.splitlines()[2:] if line.startswith("|")]
+
+
+def test_only_takes_readme_row_names():
+    from restoregen.bench import MEMORY_CASES, cases, select_cases
+
+    rows = _readme_rows()
+    assert len(rows) == 10
+    for row in rows:
+        assert [c.name for c in select_cases(cases() + MEMORY_CASES, row, quick=True)] == [row]
+    assert [c.name for c in select_cases(cases(), "drct X4 64", quick=True)] == ["DRCT x4, 64x64"]
+
+
+def test_only_that_matches_nothing_is_an_error(capsys):
+    from restoregen.bench import main
+
+    assert main(["--only", "HAT-L x4"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("restoregen bench: error: --only 'HAT-L x4' matches no row; the rows are: HAT-S x4, 64x64;")
+    assert main(["--only", "untiled", "--quick"]) == 2
+    assert "matches only rows that --quick leaves out: HAT-S x4, 256x256 untiled" in capsys.readouterr().err

@@ -16,8 +16,10 @@ from restoregen.checkpoints import (
     NamespaceRecord,
     SkippedObject,
     UnsafeCheckpointError,
+    key_variants,
     metadata_json,
     read_checkpoint,
+    unwrap_state_dict,
 )
 
 
@@ -91,3 +93,43 @@ def test_safetensors_and_bad_files(tmp_path):
         read_checkpoint(tmp_path / "junk.pth")
     with pytest.raises(CheckpointError, match="no such file"):
         read_checkpoint(tmp_path / "missing.pt")
+
+
+W = {"w": torch.ones(1)}
+EMA = {"w": torch.zeros(1)}
+
+
+@pytest.mark.parametrize("data,param_key,entry", [
+    (W, None, None),  # a bare state dict
+    (W, "params", None),  # BasicSR: a file without the key is the state dict itself
+    ({"params": W, "params_ema": EMA}, None, "params_ema"),  # EMA weights first
+    ({"params": W, "params_ema": EMA}, "params", "params"),
+    ({"params": W}, "params_ema", "params"),  # BasicSR's fallback to params
+    ({"g": W, "g_ema": EMA, "d": W, "args": NamespaceRecord(size=16)}, "params_ema", "g_ema"),  # official GAN file
+    ({"g": W, "g_ema": EMA, "d": W}, "d", "d"),
+    ({"g": W, "d": W}, None, "g"),
+    ({"state_dict": {"model": EMA}, "epoch": 3}, None, "state_dict/model"),  # nested wrappers, other values left out
+])
+def test_unwrap_state_dict(data, param_key, entry):
+    state, used = unwrap_state_dict(data, param_key)
+    assert used == entry and list(state) == ["w"]
+    assert torch.equal(state["w"], (EMA if entry in ("params_ema", "g_ema", "state_dict/model") else W)["w"])
+
+
+def test_unwrap_state_dict_errors():
+    with pytest.raises(CheckpointError, match=r"no 'params_ema' in the file \(keys: g, d\)"):
+        unwrap_state_dict({"g": W, "d": W}, "params_ema")  # a named key never falls back to another network
+    with pytest.raises(CheckpointError, match=r"no tensors found \(keys: optimizer, iter\)"):
+        unwrap_state_dict({"optimizer": {"lr": 1}, "iter": 3})
+    with pytest.raises(CheckpointError, match="holds a list, not a dict of weights"):
+        unwrap_state_dict([W])
+    with pytest.raises(CheckpointError, match="holds <skipped mod.f>, not a dict of weights"):
+        unwrap_state_dict(type("Skipped", (SkippedObject,), {"global_name": "mod.f"})())
+
+
+def test_key_variants_remove_one_wrapper_prefix_at_a_time():
+    stored = {"module.model.0.weight": torch.ones(1), "module.model.1.bias": torch.ones(1)}
+    assert [list(v) for v in key_variants(stored)] == [
+        list(stored), ["model.0.weight", "model.1.bias"], ["0.weight", "1.bias"]]
+    assert key_variants({}) == [{}]
+

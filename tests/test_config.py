@@ -103,6 +103,19 @@ def test_errors_name_file_line_and_key(tmp_path, old, new, key, line, words):
     assert str(error).startswith(f"{path}:{line}: {key}: ")
 
 
+def test_type_names_and_their_options_come_from_the_registries(tmp_path, monkeypatch):
+    from restoregen.config.schema import BOOL, OptionType
+    from restoregen.losses import LOSSES
+
+    path = write(tmp_path, GOOD.replace("    type: L1Loss", "    type: TinyLoss\n    sharp: true"))
+    with pytest.raises(OptionError, match=f"unknown loss 'TinyLoss'.*; known: {', '.join(sorted(LOSSES))}$"):
+        load_options(path)
+    monkeypatch.setitem(LOSSES, "TinyLoss", OptionType("pixel:L1Loss", {"sharp": BOOL}))
+    assert load_options(path)["train"]["pixel_opt"] == {"type": "TinyLoss", "sharp": True}
+    with pytest.raises(OptionError, match="train.pixel_opt.sharp: expected true or false, got 'yes please'"):
+        load_options(write(tmp_path, GOOD.replace("    type: L1Loss", "    type: TinyLoss\n    sharp: yes please")))
+
+
 def test_missing_dataset_folder(tmp_path):
     opt = load_options(write(tmp_path, GOOD.replace("dataroot_gt: {root}", "dataroot_gt: {root}/nowhere")))
     with pytest.raises(OptionError, match=r"options.yml:9: datasets.train.dataroot_gt: folder '.*nowhere' does not exist"):
@@ -144,3 +157,32 @@ def test_cli_reports_user_errors_in_one_line(tmp_path, capsys, command, old, new
 def test_cli_missing_option_file(capsys, tmp_path):
     assert main(["train", "-opt", str(tmp_path / "none.yml")]) == 2
     assert "option file not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("old, new, key, line, words", [
+    ("  total_iter: !!float 1e3", "  total_iter: 0", "train.total_iter", 28, "must be at least 1, got 0"),
+    ("  total_iter: !!float 1e3", "  total_iter: -5", "train.total_iter", 28, "must be at least 1, got -5"),
+    ("    lr: 2e-4", "    lr: 0", "train.optim_g.lr", 27, "must be above 0, got 0"),
+    ("    lr: 2e-4", "    lr: -1e-4", "train.optim_g.lr", 27, "must be above 0, got -0.0001"),
+    ("    batch_size_per_gpu: 2", "    batch_size_per_gpu: 0", "datasets.train.batch_size_per_gpu", 15,
+     "must be at least 1, got 0"),
+    ("    gt_size: 32", "    gt_size: -32", "datasets.train.gt_size", 12, "must be at least 1, got -32"),
+    ("scale: 2", "scale: 5", "scale", 3, "must be one of 1, 2, 3, 4, 8, got 5"),
+    ("  upscale: 2", "  upscale: 4", "network_g.upscale", 18, "is 4, but the top-level scale is 2"),
+    ("  save_checkpoint_freq: !!float 5e3", "  save_checkpoint_freq: 0", "logger.save_checkpoint_freq", 32,
+     "must be at least 1, got 0"),
+])
+def test_numbers_out_of_range_name_file_line_and_key(tmp_path, old, new, key, line, words):
+    path = write(tmp_path, GOOD.replace(old, new))
+    with pytest.raises(OptionError) as raised:
+        load_options(path)
+    assert str(raised.value) == f"{path}:{line}: {key}: {words}"
+
+
+def test_total_iter_zero_stops_before_any_folder_is_made(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path, GOOD.replace("  total_iter: !!float 1e3", "  total_iter: 0"))
+    assert main(["train", "-opt", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"restoregen train: error: {path}:28: train.total_iter: must be at least 1, got 0\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["options.yml"]

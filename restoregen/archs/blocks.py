@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from ..attention import (LinearWeights, WindowAttention, fuses_linear_epilogues, linear_epilogue, pad_to_multiple,
-                         shifted_window_mask, to_pair, window_backend)
+                         resolve, shifted_window_mask, to_pair)
 from ..attention.windows import Pair
 
 
@@ -228,7 +228,7 @@ class SwinBlock(nn.Module):
         y = self.norm1(x)
         out = self.add_branch(x, lambda residual: self.window_attention(y, mask, index, residual))
         if self.conv_block is not None:
-            if window_backend(y) == "math":  # official: the branch in (B, C, H, W)
+            if resolve("window", y).reference:  # official: the branch in (B, C, H, W)
                 out = out + self.conv_block(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1) * self.conv_scale
             else:  # channels-last throughout, the gate, scale and residual in one pass
                 features, gate = self.conv_block.forward_channels_last(y)

@@ -41,7 +41,12 @@ NUM_FEAT = 64  # width of the pixel-shuffle reconstruction, fixed in all three o
 
 
 class UnknownArchitecture(ValueError):
-    """The state dict is not one of the networks :func:`detect` knows."""
+    """The state dict is not one of the networks :func:`detect` knows. ``family`` is set when its
+    keys looked like one of them but its shapes did not fit."""
+
+    def __init__(self, message: str, family: str | None = None) -> None:
+        super().__init__(message)
+        self.family = family
 
 
 class _Weights:
@@ -235,6 +240,6 @@ def detect(state_dict: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
             try:
                 return name, recover(weights)
             except UnknownArchitecture as error:
-                raise UnknownArchitecture(f"looks like {name}, but {error}") from None
+                raise UnknownArchitecture(f"looks like {name}, but {error}", family=name) from None
     sample = ", ".join(list(state_dict)[:4]) or "no keys at all"
     raise UnknownArchitecture(f"not a HAT, DRCT or DLGSANet state dict (first keys: {sample})")

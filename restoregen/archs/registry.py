@@ -3,6 +3,7 @@ constructor arguments."""
 
 from __future__ import annotations
 
+import difflib
 import sys
 
 from torch import nn
@@ -28,7 +29,9 @@ def get_arch(name: str) -> type[nn.Module]:
     try:
         return _ARCHS[name]
     except KeyError:
-        raise KeyError(f"unknown architecture {name!r}; known: {', '.join(list_archs())}") from None
+        close = difflib.get_close_matches(name, list_archs(), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise KeyError(f"unknown architecture {name!r}{hint} (known: {', '.join(list_archs())})") from None
 
 
 def build(name: str, **kwargs) -> nn.Module:

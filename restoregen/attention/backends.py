@@ -13,8 +13,8 @@ last two dimensions with one of these backends:
   overlapping windows with a ``block_mask`` (:mod:`.fused`): no dense bias or mask is built.
 - ``triton``: restoregen's fused Triton kernels where the computation is windowed (window
   attention: partition + bias + mask + softmax + PV in one kernel; DLGSANet's dynamic
-  convolution); every other call runs ``sdpa``. Needs a CUDA GPU (or ``TRITON_INTERPRET=1``, which
-  runs the kernels in Triton's interpreter on the CPU, for testing).
+  convolution); elsewhere another backend runs in its place (:data:`OPERATIONS`). Needs a CUDA GPU
+  (or ``TRITON_INTERPRET=1``, which runs the kernels in Triton's interpreter on the CPU, for testing).
 
 On CUDA, ``sdpa`` zero-pads head sizes that are not a multiple of 8 (HAT, DRCT and SwinIR use 30)
 and passes the scale explicitly, so that the memory-efficient and cuDNN kernels, which take an
@@ -22,7 +22,11 @@ additive bias, accept the call instead of the unfused math kernel.
 
 The backend is chosen per call (``backend=``), by the :func:`attention_backend` context manager,
 or by the ``RESTOREGEN_ATTENTION`` environment variable; ``auto`` (the default) picks the fastest
-backend that is valid for the tensors (see :func:`auto_backend`).
+backend that is valid for the tensors. One resolver decides for every operation (dense, window,
+overlapping, sliding, dynamic convolution): :data:`OPERATIONS` holds each operation's backends with
+their constraints and capabilities, and :func:`resolve` returns the :class:`Backend` that runs.
+Callers ask its flags (``reference``, ``caches_bias``, ``fuses_epilogues``, ...); only this module
+and each backend's own implementation know backend names.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import math
 import os
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -46,13 +51,6 @@ ENV_VAR = "RESTOREGEN_ATTENTION"
 # rejects any bias); on CUDA, ``sdpa`` pads q, k and v with zeros up to this multiple.
 SDPA_HEAD_MULTIPLE = 8
 
-# The backend ``auto`` runs on CUDA for windowed computations, where a fused kernel could replace
-# the default path: ``window`` for window attention (``sdpa``, ``flex`` or ``triton``),
-# ``dynamic_conv`` for DLGSANet's dynamic convolution (``sdpa``: the default shifted-sum path, or
-# ``triton``). Both stay on the default paths until a GPU run of ``restoregen bench`` measures a win
-# (README, "GPU"); then change them here.
-CUDA_AUTO = {"window": "sdpa", "dynamic_conv": "sdpa"}
-
 _selected: contextvars.ContextVar[str | None] = contextvars.ContextVar("restoregen_attention", default=None)
 
 
@@ -60,18 +58,14 @@ def _validate(name: str, source: str) -> str:
     name = name.strip().lower()
     if name != "auto" and name not in BACKENDS:
         raise ValueError(f"unknown attention backend {name!r} (from {source}); choose auto, {', '.join(BACKENDS)}")
-    if name == "flex" and not flex_available():
-        raise ValueError(f"attention backend 'flex' (from {source}) needs torch.nn.attention.flex_attention, "
-                         f"which torch {torch.__version__} does not have")
-    if name == "triton" and not triton_available():
-        raise ValueError(f"attention backend 'triton' (from {source}) needs the triton package and a CUDA GPU "
-                         "(or TRITON_INTERPRET=1 to run the kernels in Triton's interpreter, for testing)")
+    if name in _REQUIREMENTS and not _REQUIREMENTS[name][0]():
+        raise ValueError(f"attention backend {name!r} (from {source}) {_REQUIREMENTS[name][1]}")
     return name
 
 
 @contextlib.contextmanager
 def attention_backend(name: str) -> Iterator[None]:
-    """Use backend ``name`` (``auto``, ``math``, ``sdpa`` or ``flex``) for attention inside the block."""
+    """Use backend ``name`` (``auto`` or one of :data:`BACKENDS`) for attention inside the block."""
     token = _selected.set(_validate(name, "attention_backend()"))
     try:
         yield
@@ -120,36 +114,205 @@ def triton_runs_on(x: Tensor) -> bool:
     return x.is_cuda if not triton_interpreted() else x.device.type == "cpu"
 
 
+# backend -> (whether this torch build and machine can run it, what it needs otherwise)
+_REQUIREMENTS: dict[str, tuple[Callable[[], bool], str]] = {
+    "flex": (flex_available, f"needs torch.nn.attention.flex_attention, which torch {torch.__version__} does not have"),
+    "triton": (triton_available, "needs the triton package and a CUDA GPU (or TRITON_INTERPRET=1 to run the kernels "
+                                 "in Triton's interpreter, for testing)"),
+}
+# backend -> whether it runs on a tensor's device (the others run on every device)
+_DEVICE_CHECKS: dict[str, Callable[[Tensor], bool]] = {"triton": triton_runs_on}
+_DEVICE_NOTES = {"triton": "CUDA (or TRITON_INTERPRET=1)"}
+
+
 def available_backends() -> tuple[str, ...]:
     """Backends this torch build and machine can run."""
-    checks = {"flex": flex_available, "triton": triton_available}
-    return tuple(name for name in BACKENDS if name not in checks or checks[name]())
+    return tuple(name for name in BACKENDS if name not in _REQUIREMENTS or _REQUIREMENTS[name][0]())
+
+
+# ---------------------------------------------------------------------------------------------
+# The resolver: one table per operation, one function that reads it
+
+
+@dataclass(frozen=True)
+class Backend:
+    """How one backend runs one operation, as :func:`resolve` returns it.
+
+    Callers branch on the flags, never on ``name``: only this module and each backend's own
+    implementation know backend names.
+    """
+
+    name: str
+    runs: str  # what runs, in one line (``restoregen info``)
+    reference: bool = False  # the official computation order and data movement; the others are tested against it
+    caches_bias: bool = True  # inference may reuse a gathered relative-position bias (the reference regathers it)
+    fuses_epilogues: bool = True  # the projections around it may fuse bias, activation and residual (linear_epilogue)
+    splits_shift_regions: bool = False  # shifted windows attend region by region instead of under a mask
+    block_sparse: bool = False  # all windows as one FlexAttention problem: a block mask, the bias read from its table
+    fused_kernel: bool = False  # one of restoregen's Triton kernels does the whole operation, reading the maps itself
+    dropout: bool = True  # takes attention dropout
+    recomputed_backward: str = ""  # where the backward is not autograd's: what it recomputes (and where)
+    instead: str | None = None  # no implementation of its own here: this backend (or ``auto``) runs in its place
+    fallback: str | None = None  # runs where this one cannot: another device, or attention dropout
+
+
+@dataclass(frozen=True, eq=False)
+class Operation:
+    """One attention operation: its backends and what ``auto`` picks (the first available name)."""
+
+    name: str
+    what: str
+    backends: dict[str, Backend]
+    auto_cuda: tuple[str, ...]
+    auto_elsewhere: tuple[str, ...]
+    takes_dropout: bool = False
+
+    def auto(self, x: Tensor) -> Backend:
+        for name in self.auto_cuda if x.is_cuda else self.auto_elsewhere:
+            if name not in _REQUIREMENTS or _REQUIREMENTS[name][0]():
+                return self.backends[name]
+        raise RuntimeError(f"no backend of {self.name!r} is available for auto")
+
+
+_REFERENCE = dict(reference=True, caches_bias=False, fuses_epilogues=False)
+_FLEX_WINDOWS = dict(block_sparse=True, dropout=False, fallback="sdpa", recomputed_backward="dense sdpa, on the CPU")
+_TRITON_WINDOWS = dict(fused_kernel=True, dropout=False, fallback="sdpa", recomputed_backward="gathered sdpa")
+
+
+def _operation(name: str, what: str, auto_cuda: tuple[str, ...], auto_elsewhere: tuple[str, ...], *backends: Backend,
+               takes_dropout: bool = False) -> Operation:
+    if tuple(b.name for b in backends) != BACKENDS:
+        raise ValueError(f"operation {name!r}: give one entry per backend, in the order of {BACKENDS}")
+    return Operation(name, what, {b.name: b for b in backends}, auto_cuda, auto_elsewhere, takes_dropout)
+
+
+# ``auto`` is what measured fastest: SDPA on the CPU (2-2.5x the explicit computation with a bias;
+# compiled FlexAttention was slower and has no CPU backward), FlexAttention's block-sparse kernel
+# for sliding windows on CUDA. The windowed operations stay on sdpa on CUDA until a GPU run of
+# ``restoregen bench`` measures a win for the Triton kernels (README, "GPU"); then change auto_cuda.
+# Every backend takes every floating dtype and head size (sdpa pads head sizes on CUDA itself): the
+# constraints are availability (_REQUIREMENTS), the device (_DEVICE_CHECKS) and attention dropout.
+OPERATIONS: dict[str, Operation] = {op.name: op for op in (
+    _operation(
+        "dense", "attend(): softmax attention with an additive bias", ("sdpa",), ("sdpa",),
+        Backend("math", "scale q, matmul, add bias and mask, softmax, matmul", **_REFERENCE),
+        Backend("sdpa", "scaled_dot_product_attention, bias and mask in one attn_mask; on CUDA head sizes padded "
+                        f"to a multiple of {SDPA_HEAD_MULTIPLE}"),
+        Backend("flex", "compiled FlexAttention, the bias read in a score_mod", dropout=False,
+                recomputed_backward="math, on the CPU"),
+        Backend("triton", "sdpa (no kernel of its own)", instead="sdpa"),
+        takes_dropout=True),
+    _operation(
+        "window", "(shifted) window attention with a relative-position bias", ("sdpa",), ("sdpa",),
+        Backend("math", "official roll, partition, (nW, N, N) mask, merge", **_REFERENCE),
+        Backend("sdpa", "windows gathered as rows, sdpa per group of windows, shift regions apart",
+                splits_shift_regions=True),
+        Backend("flex", "windows gathered as rows, one FlexAttention call with a block mask", **_FLEX_WINDOWS),
+        Backend("triton", "one kernel on the projected map: gather, bias, shift mask, softmax, output",
+                **_TRITON_WINDOWS),
+        takes_dropout=True),
+    _operation(
+        "overlapping", "HAT's overlapping cross-attention", ("sdpa",), ("sdpa",),
+        Backend("math", "official unfold, dense bias, explicit softmax", **_REFERENCE),
+        Backend("sdpa", "official unfold, dense bias, sdpa"),
+        Backend("flex", "one FlexAttention call with a block mask, the bias read from its table", **_FLEX_WINDOWS),
+        Backend("triton", "one kernel on the maps: gather, bias, zero keys, softmax, output", **_TRITON_WINDOWS)),
+    _operation(
+        "sliding", "sliding (inward) window attention on token grids", ("flex", "sdpa"), ("sdpa",),
+        Backend("math", "dense attention under the (L, L) mask", **_REFERENCE),
+        Backend("sdpa", "query tiles gather their box of keys, sdpa chunk by chunk"),
+        Backend("flex", "FlexAttention on tile-ordered tokens with a block mask",
+                recomputed_backward="sdpa tiles, on the CPU"),
+        Backend("triton", "the auto choice (no kernel of its own)", instead="auto")),
+    _operation(
+        "dynamic_conv", "DLGSANet's per-pixel depthwise convolution", ("sdpa",), ("sdpa",),
+        Backend("math", "explicit unfold (im2col), the official kernel's computation", **_REFERENCE),
+        Backend("sdpa", "sum of shifted views, float32 accumulation"),
+        Backend("flex", "sdpa's shifted sum (no kernel of its own)", instead="sdpa"),
+        Backend("triton", "one kernel, each tap loaded once per block of pixels", fused_kernel=True, fallback="sdpa",
+                recomputed_backward="shifted sum")),
+)}
+
+# What ``auto`` runs on CUDA for the windowed operations (read from OPERATIONS; change it there).
+CUDA_AUTO = {op: OPERATIONS[op].auto_cuda[0] for op in ("window", "dynamic_conv")}
+
+
+def resolve(op: str, x: Tensor, backend: str | None = None, *, dropout: bool = False) -> Backend:
+    """The backend that runs operation ``op`` (a key of :data:`OPERATIONS`) on ``x``.
+
+    ``backend`` (validated) or else the selected one (:func:`attention_backend`, then
+    ``$RESTOREGEN_ATTENTION``); ``auto`` is the operation's first available choice for ``x``'s
+    device. A backend with no implementation of its own for ``op`` hands over to the one it names;
+    one that cannot run on ``x``'s device, or with attention ``dropout``, to its fallback (without
+    a fallback it is returned, and raises if asked for dropout).
+    """
+    operation = OPERATIONS[op]
+    name = _validate(backend, "backend=") if backend is not None else requested_backend()
+    entry = operation.auto(x) if name == "auto" else operation.backends[name]
+    while True:
+        if entry.instead is not None:
+            entry = operation.auto(x) if entry.instead == "auto" else operation.backends[entry.instead]
+        elif entry.fallback is not None and not (_runs_on(entry, x) and (entry.dropout or not dropout)):
+            entry = operation.backends[entry.fallback]
+        else:
+            return entry
+
+
+def _runs_on(entry: Backend, x: Tensor) -> bool:
+    check = _DEVICE_CHECKS.get(entry.name)
+    return check is None or check(x)
 
 
 def auto_backend(q: Tensor) -> str:
-    """The fastest valid backend for ``q``'s device, dtype and head size.
-
-    SDPA is valid for every device, dtype and head size (it falls back to its own math kernel where
-    a fused one does not apply) and is the fastest measured here: on CPU 2-2.5x faster than the
-    explicit computation with a bias, while compiled FlexAttention was slower and has no CPU
-    backward (``scripts/bench_attention.py`` measures all three). On CUDA, head sizes that are not
-    a multiple of 8 are padded so that the memory-efficient or cuDNN kernel takes the bias.
-    """
-    return "sdpa"
+    """What ``auto`` runs for :func:`attend` on ``q``'s device, dtype and head size (:data:`OPERATIONS`):
+    SDPA everywhere, on CUDA with head sizes padded to a multiple of 8 so that the memory-efficient
+    or cuDNN kernel takes the bias."""
+    return resolve("dense", q, "auto").name
 
 
 def window_backend(x: Tensor, kind: str = "window") -> str:
-    """The concrete backend of a windowed computation on ``x``: the selected one, ``auto`` resolved.
+    """The name of the backend that runs operation ``kind`` on ``x`` (see :func:`resolve`)."""
+    return resolve(kind, x).name
 
-    ``auto`` is ``sdpa`` except on CUDA, where :data:`CUDA_AUTO` names it. ``triton`` falls back to
-    ``sdpa`` where the kernels cannot run on ``x``'s device.
-    """
-    name = requested_backend()
-    if name == "auto":
-        name = CUDA_AUTO[kind] if x.is_cuda else "sdpa"
-    if name == "triton" and not triton_runs_on(x):
-        return "sdpa"
-    return name
+
+def backend_table(devices: tuple[str, ...] | None = None) -> list[str]:
+    """Printable lines for ``restoregen info``: the backends usable here and the selected one, what
+    it runs for every operation on each device (cpu, and cuda where present), and the table."""
+    if devices is None:
+        devices = ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
+    requested = requested_backend()
+    lines = [f"usable: {', '.join(available_backends())}; selected: {requested} (set ${ENV_VAR} to change)"]
+    for device in devices:
+        probe = torch.empty(0, device=device)
+        chosen = ", ".join(f"{op} -> {resolve(op, probe).name}" for op in OPERATIONS)
+        lines.append(f"{requested} on {device}: {chosen}")
+    width = max(len(name) for name in BACKENDS)
+    for operation in OPERATIONS.values():
+        lines.append(f"{operation.name}: {operation.what}")
+        for entry in operation.backends.values():
+            constraints = _constraints(operation, entry)
+            lines.append(f"  {entry.name:<{width}}  {entry.runs}" + (f" [{constraints}]" if constraints else ""))
+    return lines
+
+
+def _constraints(operation: Operation, entry: Backend) -> str:
+    """Availability, device, dropout, fallback and backward of ``entry``, in words."""
+    notes = []
+    if entry.name in _REQUIREMENTS and not _REQUIREMENTS[entry.name][0]():
+        notes.append("unavailable here")
+    if entry.instead is not None:
+        return "; ".join(notes)
+    if entry.reference:
+        notes.append("reference")
+    if entry.name in _DEVICE_NOTES:
+        notes.append(_DEVICE_NOTES[entry.name])
+    if operation.takes_dropout and not entry.dropout:
+        notes.append("no dropout")
+    if entry.fallback is not None and (entry.name in _DEVICE_NOTES or operation.takes_dropout and not entry.dropout):
+        notes.append(f"else {entry.fallback}")
+    if entry.recomputed_backward:
+        notes.append(f"grad recomputed: {entry.recomputed_backward}")
+    return "; ".join(notes)
 
 
 def attend(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None = None, mask: Tensor | None = None,
@@ -166,13 +329,13 @@ def attend(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None = None, mask: Te
     """
     if scale is None:
         scale = q.shape[-1] ** -0.5
-    return _IMPLEMENTATIONS[resolve_backend(q, backend)](q, k, v, bias, mask, scale, dropout_p)
+    implementation = _IMPLEMENTATIONS[resolve("dense", q, backend, dropout=dropout_p > 0).name]
+    return implementation(q, k, v, bias, mask, scale, dropout_p)
 
 
 def resolve_backend(q: Tensor, backend: str | None = None) -> str:
-    """The concrete backend a call with query ``q`` runs: ``backend`` or the selected one, ``auto`` resolved."""
-    name = _validate(backend, "backend=") if backend is not None else requested_backend()
-    return auto_backend(q) if name == "auto" else name
+    """The backend an :func:`attend` call with query ``q`` runs: ``backend`` or the selected one, resolved."""
+    return resolve("dense", q, backend).name
 
 
 def split_heads(x: Tensor, num_heads: int) -> Tensor:
@@ -361,5 +524,5 @@ def _flex(q, k, v, bias, mask, scale, dropout_p):
     return out.reshape(*q.shape[:-1], v.shape[-1])
 
 
-# ``attend`` calls are not windowed: under ``triton`` they run ``sdpa`` (see the module docstring)
-_IMPLEMENTATIONS = {"math": _math, "sdpa": _sdpa, "flex": _flex, "triton": _sdpa}
+# the dense implementations (``triton`` has none of its own: it runs ``sdpa``, see OPERATIONS)
+_IMPLEMENTATIONS = {"math": _math, "sdpa": _sdpa, "flex": _flex}

@@ -14,7 +14,7 @@ from torch import Tensor
 
 import torch
 
-from .backends import RecomputedBackward, resolve_backend, triton_runs_on, window_backend
+from .backends import RecomputedBackward, resolve, triton_runs_on
 
 DYNAMIC_CONV_METHODS = ("shift", "unfold", "triton")
 
@@ -36,9 +36,9 @@ def dynamic_depthwise_conv(x: Tensor, weight: Tensor, method: str | None = None)
             is tested and benchmarked against. ``"triton"`` is one fused kernel (each kernel tap is
             loaded once per block of pixels and applied to every channel of its group; float32
             accumulation; CUDA, or Triton's interpreter); its backward recomputes ``shift``.
-            ``None`` follows the attention backend: ``unfold`` under ``math`` (the explicit
-            reference path), ``triton`` under ``triton`` where it can run (and under ``auto`` on
-            CUDA once ``CUDA_AUTO["dynamic_conv"]`` says so), ``shift`` otherwise.
+            ``None`` follows the attention backend (:func:`.resolve`, operation ``dynamic_conv``):
+            ``unfold`` under the reference (``math``), ``triton`` where the Triton kernel is the
+            backend that runs, ``shift`` otherwise.
     """
     b, c, height, width = x.shape
     if weight.dim() != 6 or weight.shape[0] != b or weight.shape[-2:] != (height, width):
@@ -48,21 +48,28 @@ def dynamic_depthwise_conv(x: Tensor, weight: Tensor, method: str | None = None)
         raise ValueError(f"dynamic kernels must be square with an odd size, got {kh}x{kw}")
     if c % groups:
         raise ValueError(f"{c} channels cannot be split into {groups} kernel groups")
-    pad = (kh - 1) // 2
     if method is None:
-        method = "unfold" if resolve_backend(x) == "math" else "shift"
-        if method == "shift" and window_backend(x, "dynamic_conv") == "triton":
-            method = "triton"
-    if method == "triton":
-        if not triton_runs_on(x):
-            raise ValueError("dynamic convolution method 'triton' needs CUDA tensors (or TRITON_INTERPRET=1)")
-        return _triton_dynamic_conv(x, weight)
-    if method == "unfold":
-        columns = F.unfold(x, kh, padding=pad).view(b, groups, c // groups, kh * kw, height, width)
-        out = (columns * weight.reshape(b, groups, 1, kh * kw, height, width)).sum(3)
-        return out.view(b, c, height, width)
-    if method != "shift":
+        backend = resolve("dynamic_conv", x)
+        method = "unfold" if backend.reference else "triton" if backend.fused_kernel else "shift"
+    if method not in _METHODS:
         raise ValueError(f"unknown dynamic convolution method {method!r}; choose one of {DYNAMIC_CONV_METHODS}")
+    return _METHODS[method](x, weight)
+
+
+def _unfold_dynamic_conv(x: Tensor, weight: Tensor) -> Tensor:
+    """The explicit im2col computation of the official kernel (the reference)."""
+    b, c, height, width = x.shape
+    groups, kh, kw = weight.shape[1:4]
+    columns = F.unfold(x, kh, padding=(kh - 1) // 2).view(b, groups, c // groups, kh * kw, height, width)
+    out = (columns * weight.reshape(b, groups, 1, kh * kw, height, width)).sum(3)
+    return out.view(b, c, height, width)
+
+
+def _shift_dynamic_conv(x: Tensor, weight: Tensor) -> Tensor:
+    """The sum of the ``k*k`` shifted views of the zero-padded input, each scaled by its tap."""
+    b, c, height, width = x.shape
+    groups, kh, kw = weight.shape[1:4]
+    pad = (kh - 1) // 2
     # contiguous (b, c, h, w) operands keep every tap one vectorised pass (channels-last inputs are ~10x slower)
     padded = F.pad(x.contiguous(), (pad, pad, pad, pad)).view(b, groups, c // groups, height + 2 * pad, width + 2 * pad)
     weight = weight.contiguous()
@@ -75,9 +82,14 @@ def dynamic_depthwise_conv(x: Tensor, weight: Tensor, method: str | None = None)
 
 
 def _triton_dynamic_conv(x: Tensor, weight: Tensor) -> Tensor:
+    if not triton_runs_on(x):
+        raise ValueError("dynamic convolution method 'triton' needs CUDA tensors (or TRITON_INTERPRET=1)")
     from . import kernels
 
     if not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)):
         return kernels.dynamic_depthwise_conv(x, weight)
     return RecomputedBackward.apply(kernels.dynamic_depthwise_conv,
                                     lambda x, weight: dynamic_depthwise_conv(x, weight, "shift"), x, weight)
+
+
+_METHODS = {"shift": _shift_dynamic_conv, "unfold": _unfold_dynamic_conv, "triton": _triton_dynamic_conv}

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .backends import window_backend
+from .backends import resolve
 
 
 def _onednn_post_op(activation: nn.Module | None) -> tuple[str, list[float], str] | None:
@@ -49,11 +49,12 @@ def onednn_linear_available() -> bool:
 
 
 def fuses_linear_epilogues(x: Tensor) -> bool:
-    """Whether :func:`linear_epilogue` fuses for ``x``: float32 inference on the CPU, off the
-    ``math`` backend (which keeps the official operator order), outside torch.compile (which fuses
-    by itself)."""
+    """Whether :func:`linear_epilogue` fuses for ``x``: float32 inference on the CPU, on a backend
+    that fuses epilogues (not the reference ``math``, which keeps the official operator order),
+    outside torch.compile (which fuses by itself)."""
     return (x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()
-            and not torch.compiler.is_compiling() and window_backend(x) != "math" and onednn_linear_available())
+            and not torch.compiler.is_compiling() and resolve("window", x).fuses_epilogues
+            and onednn_linear_available())
 
 
 class LinearWeights(NamedTuple):

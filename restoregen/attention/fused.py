@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .backends import RecomputedBackward, attend, merge_heads, run_flex, split_heads, window_backend
+from .backends import RecomputedBackward, attend, merge_heads, resolve, run_flex, split_heads
 from .windows import (
     _no_inference,
     overlapping_window_tokens,
@@ -232,21 +232,20 @@ def overlapping_window_attention(q: Tensor, k: Tensor, v: Tensor, table: Tensor,
     (:func:`cached_relative_position_bias`).
     """
     b, height, width, channels = q.shape
-    backend = window_backend(q)
+    backend = resolve("overlapping", q)
     if bias is None:
         bias = relative_position_bias(table, index)
-    if backend in ("flex", "triton"):
+    if backend.fused_kernel or backend.block_sparse:
         plan = overlapping_window_plan(height, width, window, overlap_window, q.device)
-    if backend == "triton":
+    if backend.fused_kernel:
         flat = [t.reshape(b, height * width, t.shape[-1]) for t in (q, k, v)]
         return triton_window_attention(*flat, plan, bias, num_heads, scale).view(b, height, width, -1)
     qw = window_partition(q, window)
     kw, vw = (overlapping_windows(t, window, overlap_window) for t in (k, v))
-    if backend == "flex":
+    if backend.block_sparse:
         out = flex_window_attention(*(flex_heads(t, num_heads) for t in (qw, kw, vw)), table, index, scale, plan)
         return window_merge(flex_merge(out, plan.windows), window, height, width)
-    out = attend(*(split_heads(t, num_heads) for t in (qw, kw, vw)), bias=bias, scale=scale,
-                 backend="math" if backend == "math" else "sdpa")
+    out = attend(*(split_heads(t, num_heads) for t in (qw, kw, vw)), bias=bias, scale=scale, backend=backend.name)
     return window_merge(merge_heads(out), window, height, width)
 
 

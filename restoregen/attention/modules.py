@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from . import fused
-from .backends import attend, merge_heads, qkv_heads, split_heads, window_backend
+from .backends import Backend, attend, merge_heads, qkv_heads, resolve, split_heads
 from .epilogue import linear_epilogue
 from .windows import (
     Pair,
@@ -77,36 +77,33 @@ class WindowAttentionCore(nn.Module):
         ``qkv``: ``(B, H, W, 3C)``, the projected q, k, v side by side, H and W multiples of the
         window; returns ``(B, H, W, C)``.
 
-        The ``math`` backend follows the official data movement: cyclic shift, partition, one
-        ``(nW, N, N)`` mask (``mask`` if given), merge, shift back. ``sdpa`` gathers the windows with
-        a cached :class:`WindowLayout` and attends group by group, each group with its bias and
-        ``(N, N)`` mask combined once, so nothing grows with windows x heads x N². ``flex`` attends
-        the gathered windows at once, the bias gathered from the table in the kernel and the shift
-        mask a block mask; ``triton`` runs one kernel on the map (see :mod:`.fused`). The fast paths
-        use Swin's standard shift mask (the official one; a ``mask`` argument is not read).
+        The reference backend (``math``) follows the official data movement: cyclic shift,
+        partition, one ``(nW, N, N)`` mask (``mask`` if given), merge, shift back. ``sdpa`` gathers
+        the windows with a cached :class:`WindowLayout` and attends group by group, each group with
+        its bias and ``(N, N)`` mask combined once, so nothing grows with windows x heads x N².
+        ``flex`` attends the gathered windows at once, the bias gathered from the table in the kernel
+        and the shift mask a block mask; ``triton`` runs one kernel on the map (see :mod:`.fused`).
+        The fast paths use Swin's standard shift mask (the official one; a ``mask`` argument is not read).
         """
         backend = self._backend(qkv)
-        if backend == "math":
+        if backend.reference:
             mask = self._official_mask(qkv, shift, mask)
             return map_windows(lambda windows: WindowAttentionCore.forward(self, *windows.chunk(3, dim=-1), mask, index),
                                qkv, self.window_size, shift)
-        if backend == "triton":
+        if backend.fused_kernel:
             return self._attend_map_triton(qkv, shift, index)
         layout = self._layout(qkv, shift, backend)
         return layout.merge(self._attend_layout(layout.partition(qkv), layout, shift, index, backend))
 
-    def _backend(self, x: Tensor) -> str:
-        """The window-attention backend for ``x``; attention dropout (training) needs ``sdpa`` or ``math``."""
-        backend = window_backend(x)
-        if backend in ("flex", "triton") and self.training and self.attn_drop > 0:
-            return "sdpa"
-        return backend
+    def _backend(self, x: Tensor) -> Backend:
+        """The window-attention backend for ``x``, with attention dropout while training."""
+        return resolve("window", x, dropout=self.training and self.attn_drop > 0)
 
-    def _layout(self, x: Tensor, shift: int, backend: str) -> WindowLayout:
-        """The cached layout; ``sdpa`` attends the shift regions of a window separately (the fused
-        kernels' plans index tokens in row-major window order)."""
+    def _layout(self, x: Tensor, shift: int, backend: Backend) -> WindowLayout:
+        """The cached layout; with split shift regions where the backend attends them apart (the
+        fused kernels' plans index tokens in row-major window order)."""
         return window_layout(x.shape[1], x.shape[2], self.window_size, (shift, shift), x.device, x.dtype,
-                             split_regions=backend == "sdpa")
+                             split_regions=backend.splits_shift_regions)
 
     def _official_mask(self, x: Tensor, shift: int, mask: Tensor | None) -> Tensor | None:
         if not shift:
@@ -115,9 +112,9 @@ class WindowAttentionCore(nn.Module):
                                                                  x.device, x.dtype)
 
     def _attend_layout(self, qkv: Tensor, layout: WindowLayout, shift: int, index: Tensor | None,
-                       backend: str) -> Tensor:
+                       backend: Backend) -> Tensor:
         """Attention of fused ``(B, nW, N, 3C)`` windows in ``layout`` order -> ``(B, nW, N, C)``."""
-        if backend == "flex":
+        if backend.block_sparse:
             plan = fused.shifted_window_plan(layout.height, layout.width, layout.window, (shift, shift), qkv.device)
             q, k, v = (fused.flex_heads(t, self.num_heads) for t in qkv.chunk(3, dim=-1))
             out = fused.flex_window_attention(q, k, v, self.relative_position_bias_table, self._index(index),
@@ -130,7 +127,7 @@ class WindowAttentionCore(nn.Module):
             regions = g.regions(tokens)
             q, k, v = qkv_heads(qkv[:, g.start:g.stop].reshape(batch, -1, tokens // regions, channels), self.num_heads)
             out = attend(q, k, v, bias=self.bias(index, g.mask, g.tokens), scale=self.scale, dropout_p=dropout_p,
-                         backend="sdpa")
+                         backend=backend.name)
             outs.append(merge_heads(out).reshape(batch, g.stop - g.start, tokens, -1))
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
 
@@ -169,16 +166,17 @@ class WindowAttention(WindowAttentionCore):
         """(Shifted) window self-attention of a channels-last map ``(B, H, W, C)`` (see the core's),
         plus ``residual`` if given.
 
-        On the ``sdpa`` and ``flex`` paths the windows are gathered before the qkv projection (a
-        third of the bytes) and merged before the output projection, which then adds ``residual``
-        in its epilogue (:func:`.linear_epilogue`); the Triton kernel reads the projected map directly.
+        Where the backend gathers windows (``sdpa``, ``flex``) they are gathered before the qkv
+        projection (a third of the bytes) and merged before the output projection, which then adds
+        ``residual`` in its epilogue (:func:`.linear_epilogue`); the Triton kernel reads the
+        projected map directly.
         """
         backend = self._backend(x)
-        if backend == "math":
+        if backend.reference:
             mask = self._official_mask(x, shift, mask)
             out = map_windows(lambda windows: self(windows, mask, index), x, self.window_size, shift)
             return out if residual is None else residual + out
-        if backend == "triton":
+        if backend.fused_kernel:
             return self._project(self._attend_map_triton(self.qkv(x), shift, index), residual)
         layout = self._layout(x, shift, backend)
         out = self._attend_layout(linear_epilogue(layout.partition(x), self.qkv), layout, shift, index, backend)

@@ -22,8 +22,9 @@ Backends (same selection as :func:`~restoregen.attention.attend`):
   block mask is built from the tiles' bounding boxes, not by evaluating the ``(L, L)`` mask.
 
 ``auto`` picks ``flex`` on CUDA (a fused block-sparse kernel) and ``sdpa`` elsewhere (compiled
-FlexAttention is no faster on CPU). Masks, gather plans and block masks are cached per grid,
-window, global tokens and device.
+FlexAttention is no faster on CPU); ``triton`` has no kernel here and runs the ``auto`` choice
+(:data:`~restoregen.attention.backends.OPERATIONS`, operation ``sliding``). Masks, gather plans
+and block masks are cached per grid, window, global tokens and device.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .backends import RecomputedBackward, _validate, attend, flex_available, requested_backend, run_flex
+from .backends import RecomputedBackward, attend, resolve, run_flex
 from .windows import _no_inference
 
 Grid = tuple[int, ...]
@@ -365,8 +366,8 @@ _IMPLEMENTATIONS = {"math": _math_sliding, "sdpa": _sdpa_sliding, "flex": _flex_
 
 
 def auto_sliding_backend(q: Tensor) -> str:
-    """``flex`` on CUDA where FlexAttention exists, else ``sdpa``."""
-    return "flex" if q.is_cuda and flex_available() else "sdpa"
+    """What ``auto`` runs for ``q``: ``flex`` on CUDA where FlexAttention exists, else ``sdpa``."""
+    return resolve("sliding", q, "auto").name
 
 
 def sliding_window_attention(q: Tensor, k: Tensor, v: Tensor, grid: Sequence[int], window: Sequence[int | None],
@@ -394,7 +395,5 @@ def sliding_window_attention(q: Tensor, k: Tensor, v: Tensor, grid: Sequence[int
                          f"{global_tokens} global tokens + grid {grid} = {expected}")
     if scale is None:
         scale = q.shape[-1] ** -0.5
-    name = _validate(backend, "backend=") if backend is not None else requested_backend()
-    if name in ("auto", "triton"):  # no Triton kernel of its own: the triton backend runs the auto choice
-        name = auto_sliding_backend(q)
-    return _IMPLEMENTATIONS[name](q, k, v, grid, window, float(scale), int(global_tokens))
+    implementation = _IMPLEMENTATIONS[resolve("sliding", q, backend).name]
+    return implementation(q, k, v, grid, window, float(scale), int(global_tokens))

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .backends import requested_backend
+from .backends import resolve
 
 Pair = tuple[int, int]
 
@@ -150,14 +150,14 @@ def cached_relative_position_bias(owner: object, table: Tensor, index: Tensor, m
     with ``tokens``, only among those positions of the window (a square ``index`` restricted to them).
 
     Outside autograd (inference) the result is cached on ``owner`` (the module holding ``table``)
-    per mask and tokens until the table changes. The ``math`` backend follows the official code,
-    which gathers the bias again in every block call, and never caches.
+    per mask and tokens until the table changes, on backends that cache the bias: the reference
+    (``math``) follows the official code, which gathers the bias again in every block call.
     """
     def build() -> Tensor:
         bias = relative_position_bias(table, index if tokens is None else index[tokens][:, tokens]).contiguous()
         return bias if mask is None else bias + mask
 
-    if torch.is_grad_enabled() or torch.compiler.is_compiling() or requested_backend() == "math":
+    if torch.is_grad_enabled() or torch.compiler.is_compiling() or not resolve("window", table).caches_bias:
         return build()
     cache = owner.__dict__.setdefault("_bias_cache", {})
     table_key = (table.data_ptr(), table._version, index.data_ptr(), torch.is_inference_mode_enabled())

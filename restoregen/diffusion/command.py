@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
+from ..fileio import atomic_folder, atomic_path
 from .official import OFFICIAL, OFFLOAD
 
 VIDEO_SUFFIXES = (".mp4",)
@@ -52,37 +51,25 @@ def write_video(frames, path: str | os.PathLike, fps: int) -> None:
     import cv2
     import numpy as np
 
+    from ..imageio import ImageData, write_image
+
     path = Path(path)
-    images = [cv2.cvtColor((np.clip(f, 0, 1) * 255).round().astype(np.uint8), cv2.COLOR_RGB2BGR) for f in frames]
-    path.parent.mkdir(parents=True, exist_ok=True)
+    images = [(np.clip(f, 0, 1) * 255).round().astype(np.uint8) for f in frames]  # RGB
     if path.suffix.lower() in VIDEO_SUFFIXES:
-        fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent, prefix=f".{path.stem}.")
-        os.close(fd)
         height, width = images[0].shape[:2]
-        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-        try:
-            if not writer.isOpened():
-                raise OSError(f"OpenCV cannot write {path.suffix} videos here")
-            for image in images:
-                writer.write(image)
-        except BaseException:
-            writer.release()
-            os.unlink(tmp)
-            raise
-        writer.release()
-        os.replace(tmp, path)
+        with atomic_path(path, keep_suffix=True) as temp:  # OpenCV picks the container from the suffix
+            writer = cv2.VideoWriter(str(temp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+            try:
+                if not writer.isOpened():
+                    raise OSError(f"OpenCV cannot write {path.suffix} videos here")
+                for image in images:
+                    writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            finally:
+                writer.release()
         return
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
-    try:
+    with atomic_folder(path) as temp:
         for i, image in enumerate(images):
-            if not cv2.imwrite(str(tmp / f"frame_{i:04d}.png"), image):
-                raise OSError(f"cannot write frames to {tmp}")
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            write_image(temp / f"frame_{i:04d}.png", ImageData.from_uint8(image))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,10 +16,12 @@ examples:
   restoregen upscale scan.tif scan_x2.tif --model DRCT_SRx2.pth --tile 256 --device cuda:1
   accelerate launch -m restoregen upscale photos/ out/ --model HAT_SRx4.pth --recursive   (one share per GPU)
 
-The architecture (HAT, DRCT or DLGSANet) and its hyper-parameters are read from the weights.
-Alpha is upscaled bicubically and written as RGBA PNG; 16-bit and grayscale images stay so; EXIF
-orientation is applied. Exit status: 0 if every image was done or skipped, 1 if any failed,
-2 for a usage error.
+The architecture and its hyper-parameters are read from the weights (HAT, DRCT, DLGSANet by
+restoregen, everything else spandrel knows by spandrel).
+Alpha is upscaled bicubically and written as RGBA PNG; 16-bit and grayscale images stay so; float
+TIFFs stay float as .tif (16-bit as .png); EXIF orientation is applied. Before any image is
+computed, OUTPUT is created and checked for writing. Results are never read back as inputs.
+Exit status: 0 if every image was done or skipped, 1 if any failed, 2 for a usage error.
 """
 
 
@@ -33,6 +35,16 @@ def _tile(value: str) -> int | str:
     if tile < 0 or 0 < tile < 16:
         raise argparse.ArgumentTypeError(f"tile {tile} is too small (use 0 for no tiling, or at least 16)")
     return tile
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {number}")
+    return number
 
 
 def _non_negative(value: str) -> int:
@@ -60,16 +72,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "(.png .jpg .jpeg .bmp .tif .tiff .webp, any letter case; hidden files are skipped)")
     parser.add_argument("output", metavar="OUTPUT", help="output folder, created if needed; output names mirror "
                         "input names. With a file INPUT, an OUTPUT ending in an image extension is the output file")
-    parser.add_argument("--model", metavar="PATH", help="checkpoint: .pth/.pt/.ckpt (read with weights_only=True, "
-                        "never fully unpickled) or .safetensors; official HAT, DRCT and DLGSANet weights are "
-                        "recognised (see weights/README.md). Default: the bundled x4 model (a small HAT, "
-                        "weights/restoregen_default_x4.safetensors)")
+    parser.add_argument("--model", metavar="PATH|NAME", help="checkpoint: .pth/.pt/.ckpt (read with weights_only=True, "
+                        "never fully unpickled) or .safetensors: HAT, DRCT and DLGSANet run on restoregen's own "
+                        "networks, every other architecture spandrel recognises (ESRGAN, Real-ESRGAN, SwinIR, DAT, "
+                        "...) through spandrel (`restoregen info --model PATH` says which); or an .onnx file "
+                        "(onnxruntime). Or a bundled model's name: restoregen-x2, "
+                        "restoregen-x3, restoregen-x4, restoregen-real-x4 (for JPEG-compressed or noisy photos; "
+                        "`restoregen models` lists them). Default: the bundled model of --scale")
+    parser.add_argument("--scale", type=int, choices=(2, 3, 4), default=None,
+                        help="without --model: use the bundled clean-photo model of this scale (default: 4). "
+                        "With --model: checked against the model's scale")
     parser.add_argument("--model-arg", metavar="KEY=VALUE", type=_model_arg, action="append", default=[],
                         help="override a constructor argument that the weights cannot reveal, e.g. img_range=255. "
                         "or tlc_kernel=64 (repeatable)")
     parser.add_argument("--tile", type=_tile, default="auto", metavar="N|auto",
                         help="side in pixels of the square tiles the network sees; 'auto' (default) picks it from "
-                        "the free memory, 0 processes whole images. Shrinks automatically on out-of-memory")
+                        "the model and the device's total memory (the same every run; images that fit are not "
+                        "tiled), 0 processes whole images. Shrinks automatically on out-of-memory")
     parser.add_argument("--tile-overlap", type=_non_negative, default=32, metavar="N",
                         help="input pixels shared by neighbouring tiles, blended smoothly (default: 32)")
     parser.add_argument("--device", default="auto", metavar="auto|cpu|cuda[:i]",
@@ -86,7 +105,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
                         help=f"refuse images declaring more input pixels (decompression-bomb guard; "
                         f"default: {DEFAULT_MAX_PIXELS:,})")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--threads", type=_positive, default=None, metavar="N",
+                        help="torch CPU threads (default: $OMP_NUM_THREADS, else the CPUs this process may use; "
+                        "on a busy CPU fewer threads can be much faster)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
 
 
@@ -98,24 +120,20 @@ def _error(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from .loading import CheckpointError, default_model_path, load_model
-    from .runner import UsageError, collect_jobs, process_share, run_jobs
+    from .bundled import BundledModelError, resolve_model_argument
+    from .loading import CheckpointError, load_model
+    from ..threads import configure_threads
+    from .runner import UsageError, prepare_output, process_share, run_jobs, scan_inputs
     from .tiling import Upscaler, resolve_device
 
-    model_path = args.model or default_model_path()
-    if model_path is None:
-        return _error("no --model given, and this installation lacks the bundled default model "
-                      "(restoregen/weights/restoregen_default_x4.safetensors). Pass --model PATH with an official "
-                      "HAT, DRCT or DLGSANet checkpoint (.pth or .safetensors; see weights/README.md)")
+    try:
+        model_path = resolve_model_argument(args.model, args.scale)
+    except BundledModelError as error:
+        return _error(str(error))
     try:
         device = resolve_device(args.device)
     except (ValueError, RuntimeError) as error:  # torch.device() raises RuntimeError for unknown names
         return _error(f"--device {args.device}: {error}")
-    try:
-        jobs = process_share(collect_jobs(args.input, args.output, args.ext, args.suffix, args.recursive))
-        model, info = load_model(model_path, **dict(args.model_arg))
-    except (UsageError, CheckpointError) as error:
-        return _error(str(error))
     world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
     tag = f"[{rank}/{world}] " if world > 1 else ""
 
@@ -124,12 +142,30 @@ def run(args: argparse.Namespace) -> int:
 
         tqdm.write(f"{tag}{message}", file=sys.stderr)
 
-    upscaler = Upscaler(model, info, device=device, precision=args.precision, tile=args.tile,
-                        overlap=args.tile_overlap, log=log)
+    try:  # everything that can go wrong before the first image, checked before the model is loaded
+        scan = scan_inputs(args.input, args.output, args.ext, args.suffix, args.recursive)
+        jobs = process_share(scan.jobs)
+        model, info = load_model(model_path, **dict(args.model_arg))
+        if args.scale is not None and info.scale != args.scale:
+            raise UsageError(f"--model {args.model} is x{info.scale}, but --scale {args.scale} was asked for")
+        removed = prepare_output(scan)
+    except (UsageError, CheckpointError) as error:
+        return _error(str(error))
+    if removed:
+        log(f"removed {len(removed)} partial file(s) left by an interrupted run "
+            f"({', '.join(p.name for p in removed[:3])}{', ...' if len(removed) > 3 else ''})")
+    log(configure_threads(args.threads))
+
+    try:
+        upscaler = Upscaler(model, info, device=device, precision=args.precision, tile=args.tile,
+                            overlap=args.tile_overlap, log=log)
+    except ValueError as error:  # a precision the network does not support
+        return _error(str(error))
     log(f"{info.describe()} on {device} in {str(upscaler.dtype).removeprefix('torch.')}; {len(jobs)} image(s)")
     try:
         summary = run_jobs(jobs, upscaler, overwrite=args.overwrite, max_pixels=args.max_pixels,
-                           progress=not args.quiet, log=log, desc=f"{tag}upscale")
+                           progress=not args.quiet, log=log, desc=f"{tag}upscale",
+                           ignored=scan.ignored if rank == 0 else [])
     except KeyboardInterrupt:
         log("interrupted; finished images are kept, no partial files are left")
         return 130

@@ -1,18 +1,21 @@
-"""``load_model``: any official HAT / DRCT / DLGSANet checkpoint in, a ready network out.
+"""``load_model``: a checkpoint in, a ready network out.
 
 Files are read without running code (:func:`restoregen.checkpoints.read_checkpoint`: safetensors,
 or ``torch.load(weights_only=True)`` after refusing pickles that name code). Training wrappers
-(``params_ema``, ``params``, ``g_ema``, ``state_dict``, ...) and ``module.`` prefixes are removed,
-the architecture and its arguments are detected from the tensors (:func:`restoregen.archs.detect`),
-and the weights are loaded strictly.
+(``params_ema``, ``params``, ``g_ema``, ``state_dict``, ...) are removed
+(:func:`restoregen.checkpoints.unwrap_state_dict`, the one checkpoint unwrapper). HAT, DRCT
+and DLGSANet are detected from the tensors (:func:`restoregen.archs.detect`) and built by
+restoregen; every other architecture spandrel recognises is built by spandrel (:mod:`.foreign`)
+from the same tensors; ``.onnx`` files run in onnxruntime (:mod:`.onnx_runtime`).
+:func:`load_model` is the one place that decides which.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from importlib import resources
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +23,10 @@ import torch
 from torch import Tensor, nn
 
 from ..archs import UnknownArchitecture, build, detect, list_archs
-from ..checkpoints import CheckpointError, read_checkpoint
+from ..checkpoints import CheckpointError, key_variants, read_checkpoint, unwrap_state_dict
 
-__all__ = ["CheckpointError", "ModelInfo", "default_model_path", "load_model", "read_state_dict"]
-
-# Wrappers that training code puts around a state dict, in order of preference (EMA weights first).
-WRAPPER_KEYS = ("params_ema", "params", "g_ema", "state_dict", "model", "net_g", "generator")
-# Prefixes added by DataParallel/DDP (module.), torch.compile (_orig_mod.) and Lightning-style wrappers.
-STRIPPED_PREFIXES = ("module.", "_orig_mod.", "model.", "net_g.")
-# The bundled default model, in restoregen/weights/ (a link to the repository's weights/ folder).
-DEFAULT_MODEL: str | None = "restoregen_default_x4.safetensors"
+__all__ = ["CheckpointError", "ModelInfo", "default_model_path", "describe_keys", "key_variants", "load_model",
+           "read_state_dict"]
 
 
 @dataclass(frozen=True)
@@ -43,57 +40,54 @@ class ModelInfo:
     dtypes: tuple[torch.dtype, ...]  # dtypes it runs reliably in (float16 overflows in Swin attention)
     kwargs: dict[str, Any] = field(default_factory=dict, repr=False)  # the official constructor arguments used
     source: str = "<state dict>"
+    implementation: str = "restoregen"  # what runs it: restoregen, spandrel or onnxruntime
+    subtype: str = ""  # e.g. spandrel's tags ("64nf, 23nb")
+    out_channels: int = 0  # 0: as in_channels
+    parameters: int = 0
+    refused: tuple[torch.dtype, ...] = ()  # dtypes it must not run in, even on request
+    fixed_size: int = 0  # > 0: it takes only square tiles of exactly this side (a static ONNX graph)
+    min_size: int = 0  # smaller inputs are padded up to this side by the network's wrapper
 
     def describe(self) -> str:
-        return f"{self.arch} x{self.scale} ({self.in_channels} channels) from {self.source}"
+        name = f"{self.arch} ({self.subtype})" if self.subtype else self.arch
+        via = "" if self.implementation == "restoregen" else f" via {self.implementation}"
+        return f"{name} x{self.scale} ({self.in_channels} channels) from {self.source}{via}"
 
 
 def default_model_path() -> Path | None:
-    """The bundled default model, or None if this installation lacks it."""
-    if DEFAULT_MODEL is None:
-        return None
-    path = Path(str(resources.files("restoregen") / "weights" / DEFAULT_MODEL))
-    return path if path.is_file() else None
+    """The bundled default model (restoregen-x4), or None if this installation lacks it."""
+    from .bundled import DEFAULT_FOR_SCALE, DEFAULT_SCALE, bundled_path
+
+    return bundled_path(DEFAULT_FOR_SCALE[DEFAULT_SCALE])
 
 
-def _read_file(path: Path) -> Any:
-    if path.is_file() and path.stat().st_size == 0:
-        raise CheckpointError(f"{path}: the file is empty")
-    return read_checkpoint(path).data
+def describe_keys(state_dict: Mapping[str, Tensor], shown: int = 4) -> str:
+    """What a state dict looks like: how many tensors and values, and its first keys with shapes."""
+    values = sum(v.numel() for v in state_dict.values())
+    keys = [f"{k} {list(v.shape)}" for k, v in list(state_dict.items())[:shown]]
+    more = f", ... (+{len(state_dict) - shown} more)" if len(state_dict) > shown else ""
+    return f"{len(state_dict)} tensors, {values:,} values; keys as stored: {', '.join(keys)}{more}"
 
 
-def _unwrap(obj: Any) -> dict[str, Tensor]:
-    """The tensor mapping inside training wrappers, with wrapper prefixes removed."""
-    while isinstance(obj, Mapping):
-        wrapped = next((obj[key] for key in WRAPPER_KEYS if isinstance(obj.get(key), Mapping)), None)
-        if wrapped is None:
-            break
-        obj = wrapped
-    if not isinstance(obj, Mapping):
-        raise CheckpointError(f"expected a state dict (a mapping of names to tensors), found {type(obj).__name__}")
-    state_dict = {str(k): v for k, v in obj.items() if isinstance(v, Tensor)}
-    if not state_dict:
-        raise CheckpointError(f"no tensors found (top-level keys: {', '.join(map(str, list(obj)[:8]))})")
-    stripped = True
-    while stripped:
-        stripped = False
-        for prefix in STRIPPED_PREFIXES:
-            if all(k.startswith(prefix) for k in state_dict):
-                state_dict = {k[len(prefix):]: v for k, v in state_dict.items()}
-                stripped = True
-    return state_dict
-
-
-def read_state_dict(source: str | os.PathLike | Mapping[str, Any]) -> dict[str, Tensor]:
-    """The bare state dict in a checkpoint file or an (already loaded, possibly wrapped) mapping."""
+def read_stored(source: str | os.PathLike | Mapping[str, Any]) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """The unwrapped tensors of a file or mapping (keys as stored) and the safetensors metadata."""
     if isinstance(source, Mapping):
-        return _unwrap(source)
+        return unwrap_state_dict(source)[0], {}
     path = Path(source)
     try:
-        return _unwrap(_read_file(path))
+        if path.is_file() and path.stat().st_size == 0:
+            raise CheckpointError(f"{path}: the file is empty")
+        checkpoint = read_checkpoint(path)
+        return unwrap_state_dict(checkpoint.data)[0], checkpoint.metadata
     except CheckpointError as error:
         message = str(error)
         raise CheckpointError(message if message.startswith(str(path)) else f"{path}: {message}") from None
+
+
+def read_state_dict(source: str | os.PathLike | Mapping[str, Any]) -> dict[str, Tensor]:
+    """The bare state dict in a checkpoint file or an (already loaded, possibly wrapped) mapping,
+    with every common wrapper prefix removed."""
+    return key_variants(read_stored(source)[0])[-1]
 
 
 def _load_weights(model: nn.Module, state_dict: Mapping[str, Tensor], arch: str) -> None:
@@ -114,21 +108,47 @@ def _load_weights(model: nn.Module, state_dict: Mapping[str, Tensor], arch: str)
         raise CheckpointError(f"the weights do not fit the detected {arch}: {'; '.join(details)}")
 
 
-def load_model(source: str | os.PathLike | Mapping[str, Any], device: torch.device | str = "cpu",
-               **overrides: Any) -> tuple[nn.Module, ModelInfo]:
-    """Load a HAT, DRCT or DLGSANet checkpoint: ``(network in eval mode, ModelInfo)``.
+def _restoregen_arch(state_dict: dict[str, Tensor], metadata: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
+    """The restoregen network of a state dict: from the metadata of a restoregen-exported file, else
+    detected from the tensors (raises :class:`UnknownArchitecture`)."""
+    if metadata.get("format") == "restoregen" and metadata.get("arch") in list_archs() and "kwargs" in metadata:
+        return metadata["arch"], json.loads(metadata["kwargs"])
+    return detect(state_dict)
 
-    ``source`` is a ``.pth``/``.pt``/``.ckpt``/``.safetensors`` file or a state dict (wrapped or not).
-    ``overrides`` replace detected constructor arguments, e.g. ``img_range=255.0`` or
+
+def load_model(source: str | os.PathLike | Mapping[str, Any], device: torch.device | str = "cpu", *,
+               allow_spandrel: bool | None = None, **overrides: Any) -> tuple[nn.Module, ModelInfo]:
+    """Load a checkpoint: ``(network in eval mode, ModelInfo)``.
+
+    ``source`` is a ``.pth``/``.pt``/``.ckpt``/``.safetensors`` file, a state dict (wrapped or not)
+    or an ``.onnx`` file. HAT, DRCT and DLGSANet (and restoregen-exported files) are built by
+    restoregen; any other architecture spandrel recognises by spandrel (unless ``allow_spandrel`` is
+    False, or ``$RESTOREGEN_SPANDREL=0``); ONNX files run in onnxruntime. ``overrides`` replace
+    detected constructor arguments of restoregen's networks, e.g. ``img_range=255.0`` or
     ``tlc_kernel=64`` (see :data:`restoregen.archs.detect.UNRECOVERABLE` for those that cannot be
     read from the weights). Raises :class:`CheckpointError` with the reason on any problem.
     """
     name = "<state dict>" if isinstance(source, Mapping) else str(source)
-    state_dict = read_state_dict(source)
+    shown = name if isinstance(source, Mapping) else Path(name).name
+    if not isinstance(source, Mapping) and Path(name).suffix.lower() == ".onnx":
+        from .onnx_runtime import load_onnx
+
+        if overrides:
+            raise CheckpointError(f"{name}: an ONNX graph has its arguments built in; cannot override "
+                                  f"{', '.join(overrides)}")
+        model, info = load_onnx(name, device)
+        return model, info
+    stored, metadata = read_stored(source)
+    state_dict = key_variants(stored)[-1]
     try:
-        arch, kwargs = detect(state_dict)
+        arch, kwargs = _restoregen_arch(state_dict, metadata)
     except UnknownArchitecture as error:
-        raise CheckpointError(f"{name}: {error}") from None
+        from .foreign import load_foreign, spandrel_allowed
+
+        allowed = spandrel_allowed() if allow_spandrel is None else allow_spandrel
+        reason = str(error) if error.family else ""  # keys that looked like a restoregen network
+        model, info = load_foreign(stored, name, allowed=allowed, native_error=reason, overrides=overrides)
+        return model.to(device), replace(info, source=shown)
     kwargs.update(overrides)
     if arch not in list_archs():
         raise CheckpointError(f"{name}: detected {arch}, which this restoregen build does not provide "
@@ -145,10 +165,11 @@ def load_model(source: str | os.PathLike | Mapping[str, Any], device: torch.devi
     info = ModelInfo(
         arch=arch,
         scale=int(kwargs.get("upscale", 1)),
-        in_channels=int(kwargs["in_chans"]),
+        in_channels=int(kwargs.get("in_chans", 3)),  # 3: the default of every restoregen network
         size_multiple=int(getattr(model, "size_multiple", 1)),
         dtypes=(torch.float32, torch.bfloat16),
         kwargs=kwargs,
-        source=Path(name).name if not isinstance(source, Mapping) else name,
+        source=shown,
+        parameters=sum(p.numel() for p in model.parameters()),
     )
     return model, info

@@ -7,8 +7,9 @@ Writes ``000000.png`` ... and ``grid.png`` (the first ``--grid`` images) to DIR.
 - a ``.safetensors`` generator state dict (optional metadata ``kwargs``: the constructor
   arguments as JSON);
 - a ``.pth``/``.pt`` dict with the generator under ``params_ema``, ``g_ema``, ``params`` or ``g``
-  (first found), e.g. an official StyleSwin checkpoint (``g``/``d``/``g_ema``/``args``), read
-  without running pickle code (:mod:`restoregen.checkpoints`).
+  (first found, see :func:`restoregen.checkpoints.unwrap_state_dict`), e.g. an official StyleSwin
+  checkpoint (``g``/``d``/``g_ema``/``args``), read without running pickle code
+  (:mod:`restoregen.checkpoints`).
 
 The architecture is recovered from the tensor shapes; ``lr_mlp`` (not visible in shapes) comes
 from the official ``args``, the metadata, or ``--lr-mlp`` (default 0.01, the official value).
@@ -20,14 +21,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-_GENERATOR_ENTRIES = ("params_ema", "g_ema", "params", "g")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -50,19 +47,16 @@ class UserError(Exception):
     """A problem with the command line or the input files; reported without a traceback."""
 
 
-def _generator_state(data: Any, path: Path) -> tuple[Mapping, Mapping, list[str]]:
+def _generator_state(data: Any, path: Path) -> tuple[dict, Mapping, list[str]]:
     """(state dict, recorded kwargs / args, notes) of the generator in a loaded checkpoint."""
-    from ..checkpoints import CheckpointError, NamespaceRecord, SkippedObject
+    from ..checkpoints import CheckpointError, NamespaceRecord, key_variants, unwrap_state_dict
 
-    if not isinstance(data, Mapping):
-        what = repr(data) if isinstance(data, SkippedObject) else f"a {type(data).__name__}"
-        raise CheckpointError(f"{path}: holds {what}, not a dict of weights")
-    if data and all(hasattr(v, "shape") for v in data.values()):
-        return data, {}, []
-    entry = next((k for k in _GENERATOR_ENTRIES if isinstance(data.get(k), Mapping)), None)
+    try:
+        state, entry = unwrap_state_dict(data)
+    except CheckpointError as error:
+        raise CheckpointError(f"{path}: no generator weights: {error}") from None
     if entry is None:
-        raise CheckpointError(f"{path}: no generator weights: expected a state dict or one of the entries "
-                        f"{', '.join(_GENERATOR_ENTRIES)}; found {', '.join(map(str, data)) or 'nothing'}")
+        return key_variants(state)[-1], {}, []
     recorded: Mapping = {}
     notes = [f"using entry '{entry}'"]
     args = data.get("args")
@@ -71,18 +65,17 @@ def _generator_state(data: Any, path: Path) -> tuple[Mapping, Mapping, list[str]
         notes.append("read the official 'args' as plain fields")
     elif isinstance(data.get("network_g"), Mapping):
         recorded = data["network_g"]
-    unused = [str(k) for k in data if k not in (entry, "args", "network_g")]
+    top = entry.split("/")[0]
+    unused = [str(k) for k in data if k not in (top, "args", "network_g")]
     if unused:
         notes.append(f"not needed for sampling: {', '.join(unused)}")
-    return data[entry], recorded, notes
+    return key_variants(state)[-1], recorded, notes
 
 
 def load_generator(path: str | Path, lr_mlp: float | None = None):
     """A :class:`~restoregen.archs.styleswin.StyleSwinGenerator` with the weights of ``path``
     (see the module docstring), in eval mode on the CPU, and notes on what was read or skipped.
     Raises :class:`~restoregen.checkpoints.CheckpointError` for unusable files."""
-    import torch
-
     from ..archs.styleswin import StyleSwinGenerator, infer_generator_kwargs
     from ..checkpoints import CheckpointError, metadata_json, read_checkpoint
 
@@ -91,11 +84,6 @@ def load_generator(path: str | Path, lr_mlp: float | None = None):
     state, recorded, notes = _generator_state(checkpoint.data, path)
     if checkpoint.skipped:
         notes.append(f"skipped (not executed, not loaded): {', '.join(checkpoint.skipped)}")
-    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
-    if bad:
-        raise CheckpointError(f"{path}: the generator weights hold non-tensor values at {', '.join(map(str, bad[:5]))}")
-    if all(k.startswith("module.") for k in state):  # saved from DistributedDataParallel
-        state = {k[len("module."):]: v for k, v in state.items()}
     try:
         kwargs = infer_generator_kwargs(state)
     except KeyError as error:
@@ -117,40 +105,13 @@ def load_generator(path: str | Path, lr_mlp: float | None = None):
     return generator.eval(), notes
 
 
-def save_png(array, path: Path) -> None:
-    """Write an ``(H, W, 3)`` uint8 array atomically (temporary file, then rename)."""
-    from PIL import Image
-
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(handle)
-    try:
-        Image.fromarray(array).save(temporary, format="PNG")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def image_grid(images, columns: int):
-    """Tile ``(N, H, W, 3)`` uint8 images row-major on a black canvas with 2-pixel gaps."""
-    import numpy as np
-
-    n, h, w, c = images.shape
-    rows = math.ceil(n / columns)
-    gap = 2
-    canvas = np.zeros((rows * (h + gap) + gap, columns * (w + gap) + gap, c), dtype=np.uint8)
-    for i, image in enumerate(images):
-        top, left = gap + (i // columns) * (h + gap), gap + (i % columns) * (w + gap)
-        canvas[top:top + h, left:left + w] = image
-    return canvas
-
-
 def sample(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
     from tqdm import tqdm
 
     from ..archs.styleswin import to_unit_range
+    from ..imageio import ImageData, image_grid, write_image
 
     if args.n < 1 or args.batch_size < 1 or args.grid < 0:
         raise UserError("--n and --batch-size must be at least 1, --grid at least 0")
@@ -180,11 +141,12 @@ def sample(args: argparse.Namespace) -> int:
             images, _ = generator(batch, truncation=args.truncation, truncation_latent=truncation_latent)
             pixels = (to_unit_range(images.float()) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
             for offset, image in enumerate(pixels):
-                save_png(image, args.out / f"{start + offset:06d}.png")
+                write_image(args.out / f"{start + offset:06d}.png", ImageData.from_uint8(image))
             kept.extend(pixels[: max(0, args.grid - len(kept))])
             progress.update(len(batch))
     if kept:
-        save_png(image_grid(np.stack(kept), math.ceil(math.sqrt(len(kept)))), args.out / "grid.png")
+        grid = image_grid(np.stack(kept), math.ceil(math.sqrt(len(kept))))
+        write_image(args.out / "grid.png", ImageData.from_uint8(grid))
     print(f"restoregen sample: wrote {args.n} images{' and grid.png' if kept else ''} to {args.out}")
     return 0
 

@@ -9,11 +9,12 @@ image never has to fit on the GPU. Two things keep tiles from showing:
 - neighbouring tiles share a band; its outer parts serve as context only and the two tiles
   cross-fade linearly over its middle (weights sum to one), so there is no hard cut where they meet.
 
-:class:`Upscaler` adds what a folder run needs: the tile size from the free memory (``"auto"``),
-retry with smaller tiles on out-of-memory, bfloat16 end to end or float16 with a range guard
-(:mod:`.precision`; float16 alone overflows in Swin networks and turns images black), a float32
-fallback should a reduced precision still give non-finite values, and on CUDA a captured CUDA graph
-for the full-size tiles, which all have one shape.
+:class:`Upscaler` adds what a folder run needs: a tile size that depends only on the model, the
+device and its total memory (``"auto"``; never on the memory free at the moment, so the same
+command gives the same pixels), retry with smaller tiles on out-of-memory, bfloat16 end to end or
+float16 with a range guard (:mod:`.precision`; float16 alone overflows in Swin networks and turns
+images black), a float32 fallback should a reduced precision still give non-finite values, and on
+CUDA a captured CUDA graph for the full-size tiles, which all have one shape.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from torch import Tensor, nn
 from .loading import ModelInfo
 from .precision import fp16_guard, precision_context, weight_dtype
 
-__all__ = ["NonFiniteOutput", "Upscaler", "blend_ramp", "resolve_device", "resolve_precision", "tile_starts",
-           "tiled_forward"]
+__all__ = ["NonFiniteOutput", "TileProgress", "Upscaler", "blend_ramp", "resolve_device", "resolve_precision",
+           "tile_starts", "tiled_forward", "total_memory"]
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 MIN_TILE = 32
@@ -82,19 +83,27 @@ def _bands(starts: list[int], tile: int, length: int) -> list[tuple[int, int]]:
             for i, s in enumerate(starts)]
 
 
+TileProgress = Callable[[int, int], None]  # (tiles done, tiles in the image), after each tile
+
+
 def tiled_forward(run: Callable[[Tensor], Tensor], image: Tensor, scale: int, tile: int, overlap: int,
-                  align: int = 1) -> Tensor:
+                  align: int = 1, on_tile: TileProgress | None = None) -> Tensor:
     """``run`` over ``image`` (1, C, H, W) in overlapping ``tile`` x ``tile`` windows, smoothly blended.
 
     ``run`` maps a CPU patch (1, C, h, w) to a CPU float32 (1, C', h*scale, w*scale). ``tile <= 0`` runs
     the whole image at once. Returns the (1, C', H*scale, W*scale) float32 result on the CPU.
+    ``on_tile(done, total)`` is called after each window (also after the single one).
     """
     _, _, height, width = image.shape
     if tile <= 0 or (height <= tile and width <= tile):
-        return run(image)
+        out = run(image)
+        if on_tile is not None:
+            on_tile(1, 1)
+        return out
     rows, cols = tile_starts(height, tile, overlap, align), tile_starts(width, tile, overlap, align)
     row_bands, col_bands = _bands(rows, tile, height), _bands(cols, tile, width)
     out = weights = None
+    done, total = 0, len(rows) * len(cols)
     for y, (top, bottom) in zip(rows, row_bands):
         for x, (left, right) in zip(cols, col_bands):
             patch = image[:, :, y:y + tile, x:x + tile]
@@ -107,6 +116,9 @@ def tiled_forward(run: Callable[[Tensor], Tensor], image: Tensor, scale: int, ti
             ys, xs = slice(y * scale, y * scale + h), slice(x * scale, x * scale + w)
             out[:, :, ys, xs] += result * weight
             weights[:, :, ys, xs] += weight
+            done += 1
+            if on_tile is not None:
+                on_tile(done, total)
     return out.div_(weights)
 
 
@@ -122,16 +134,21 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-def resolve_precision(name: str, device: torch.device) -> torch.dtype:
-    """``auto``: bfloat16 on a GPU that supports it, float32 otherwise."""
+def resolve_precision(name: str, device: torch.device, refused: tuple[torch.dtype, ...] = ()) -> torch.dtype:
+    """``auto``: bfloat16 on a GPU that supports it, float32 otherwise. ``refused``: dtypes the
+    network does not support (:attr:`ModelInfo.refused`); asking for one is an error."""
     if name == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        if device.type == "cuda" and torch.cuda.is_bf16_supported() and torch.bfloat16 not in refused:
             return torch.bfloat16
         return torch.float32
     try:
-        return PRECISIONS[name]
+        dtype = PRECISIONS[name]
     except KeyError:
         raise ValueError(f"precision {name!r}: choose auto, {', '.join(PRECISIONS)}") from None
+    if dtype in refused:
+        raise ValueError(f"precision {name}: this network does not support {str(dtype).removeprefix('torch.')} "
+                         f"(use auto or fp32)")
+    return dtype
 
 
 def _is_out_of_memory(error: BaseException) -> bool:
@@ -139,11 +156,13 @@ def _is_out_of_memory(error: BaseException) -> bool:
         isinstance(error, RuntimeError) and "can't allocate memory" in str(error))
 
 
-def _free_bytes(device: torch.device) -> int:
+def total_memory(device: torch.device) -> int:
+    """The device's total memory in bytes (on the CPU: the machine's RAM); it does not change while
+    other programs come and go, unlike the free memory."""
     if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
+        return torch.cuda.get_device_properties(device).total_memory
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return 8 * 2**30
 
@@ -173,7 +192,7 @@ class _GraphedForward:
 class Upscaler:
     """A loaded network on a device and precision, applied tile by tile to CPU images.
 
-    ``tile`` is the side of the square window the network sees (``"auto"``: from the free memory;
+    ``tile`` is the side of the square window the network sees (``"auto"``: :meth:`auto_tile`;
     0: the whole image at once); ``overlap`` is how many input pixels neighbouring windows share.
     The tile size shrinks (and stays shrunk) after an out-of-memory error.
 
@@ -190,11 +209,13 @@ class Upscaler:
                  precision: str = "auto", tile: int | str = "auto", overlap: int = 32,
                  log: Callable[[str], None] = lambda message: None, cuda_graphs: bool | None = None) -> None:
         self.device = torch.device(device)
-        self.dtype = resolve_precision(precision, self.device)
+        self.dtype = resolve_precision(precision, self.device, info.refused)
         self.info = info
         self.model = model.eval().to(self.device, weight_dtype(self.dtype))
         if self.dtype == torch.float16:
             fp16_guard(self.model)
+        if info.fixed_size:  # a static graph takes tiles of exactly this side
+            tile = info.fixed_size
         self.tile: int | None = None if tile == "auto" else int(tile)
         self.overlap = overlap
         self.log = log
@@ -225,9 +246,10 @@ class Upscaler:
         return max(peak / side**2 * 1.25, 1.0)
 
     def auto_tile(self) -> int:
-        """The largest tile whose forward pass fits in half the free memory (a quarter on the CPU)."""
+        """The largest tile whose forward pass fits in half the device's total memory (a quarter on
+        the CPU), at most ``MAX_AUTO_TILE``: a function of the model, the device and its size only."""
         share = 0.5 if self.device.type == "cuda" else 0.25
-        side = int(math.sqrt(_free_bytes(self.device) * share / self.bytes_per_pixel()))
+        side = int(math.sqrt(total_memory(self.device) * share / self.bytes_per_pixel()))
         return self._round(min(max(side, MIN_TILE), MAX_AUTO_TILE.get(self.device.type, 512)))
 
     def _run(self, patch: Tensor) -> Tensor:
@@ -264,16 +286,32 @@ class Upscaler:
         self._graphs.clear()
         self._shapes_seen.clear()
 
-    def __call__(self, image: Tensor) -> Tensor:
-        """(1, C, H, W) float image on the CPU -> (1, C, H*scale, W*scale) float32 on the CPU."""
+    def _resolve_tile(self) -> None:
         if self.tile is None:
             self.tile = self.auto_tile()
-            self.log(f"tile size {self.tile} (auto, {self.device})")
+            self.log(f"tile size {self.tile} (auto, {self.device}: from the model and "
+                     f"{total_memory(self.device) / 2**30:.0f} GiB of memory; smaller images are not tiled)")
+
+    def tile_count(self, height: int, width: int) -> int:
+        """How many tiles an image of ``height`` x ``width`` takes at the current tile size."""
+        self._resolve_tile()
+        tile = self._round(self.tile) if self.tile else 0
+        if tile <= 0 or (height <= tile and width <= tile):
+            return 1
+        overlap = min(self.overlap, tile // 2)
+        align = self.info.size_multiple
+        return len(tile_starts(height, tile, overlap, align)) * len(tile_starts(width, tile, overlap, align))
+
+    def __call__(self, image: Tensor, on_tile: TileProgress | None = None) -> Tensor:
+        """(1, C, H, W) float image on the CPU -> (1, C, H*scale, W*scale) float32 on the CPU.
+        ``on_tile(done, total)`` after each tile; ``total`` changes if out-of-memory shrinks the tiles."""
+        self._resolve_tile()
         while True:
             tile = self._round(self.tile) if self.tile > 0 else 0
             overlap = min(self.overlap, tile // 2)
             try:
-                return tiled_forward(self._run, image, self.info.scale, tile, overlap, self.info.size_multiple)
+                return tiled_forward(self._run, image, self.info.scale, tile, overlap, self.info.size_multiple,
+                                     on_tile)
             except NonFiniteOutput:
                 self.log(f"{self.dtype} gave non-finite values (Swin attention overflows in float16); "
                          "switching to float32")

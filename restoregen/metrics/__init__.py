@@ -7,12 +7,17 @@ generative models are in :mod:`restoregen.metrics.fid`.
 from __future__ import annotations
 
 from .._lazy import load_entry
+from ..config.schema import BOOL, INT, Choice, OptionType
 
-# option-file type -> "module:function"; a function takes (img, img2, **options) -> float
-METRICS: dict[str, str] = {
-    "calculate_psnr": "psnr_ssim:calculate_psnr",
-    "calculate_ssim": "psnr_ssim:calculate_ssim",
-    "calculate_lpips": "lpips:calculate_lpips",
+_IMAGE = {"crop_border": INT, "test_y_channel": BOOL, "input_order": Choice(("HWC", "CHW"))}
+
+# option-file type -> "module:function" (a function takes (img, img2, **options) -> float) and the
+# options of its section besides those every metric takes (restoregen.config.basicsr)
+METRICS: dict[str, OptionType] = {
+    "calculate_psnr": OptionType("psnr_ssim:calculate_psnr", _IMAGE),
+    "calculate_ssim": OptionType("psnr_ssim:calculate_ssim", _IMAGE),
+    "calculate_lpips": OptionType("lpips:calculate_lpips",
+                                  {"crop_border": INT, "net": Choice(("alex", "vgg", "squeeze"))}),
 }
 
 

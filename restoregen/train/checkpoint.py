@@ -4,36 +4,25 @@
 ``'params_ema'`` when it has an EMA: the files the official repositories and ``restoregen
 upscale`` load. ``experiments/<name>/training_states/<iter>.state`` holds the rest (iteration,
 optimizers, schedules, data position, RNG states, best metrics). Every file is written to a
-temporary name, synced and renamed; the state is written last, so a checkpoint is complete
-exactly when its state file exists and its model files load.
+temporary name, synced and renamed (:func:`restoregen.fileio.atomic_write`); the state is written
+last, so a checkpoint is complete exactly when its state file exists and its model files load.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from ..checkpoints import CheckpointError, unwrap_state_dict
+from ..fileio import atomic_write
+
 log = logging.getLogger("restoregen.train")
 
-
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(file_object)`` on a temporary file next to ``path``, then rename it to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+__all__ = ["atomic_save", "atomic_write", "clean_state_dict", "find_latest", "load_weights", "model_path",
+           "network_state", "state_path"]
 
 
 def atomic_save(obj, path: str | os.PathLike) -> None:
@@ -46,35 +35,27 @@ def clean_state_dict(state: dict) -> dict:
 
 
 def load_weights(path: str | os.PathLike) -> dict:
-    """A weights file (``.pth`` via ``weights_only`` or ``.safetensors``) as a dict. Pickles are
+    """A weights file (``.pth`` via ``weights_only`` or ``.safetensors``) as a dict; a file that
+    cannot be read raises :class:`~restoregen.checkpoints.CheckpointError`. Pickles are
     read by :func:`restoregen.checkpoints.read_checkpoint`, so official StyleSwin/StyleGAN2
     ``.pt`` files (an ``argparse.Namespace`` beside the weights) load without running code."""
-    path = str(path)
-    if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
-
-        return {k: v.clone() for k, v in load_file(path).items()}
     from ..checkpoints import read_checkpoint
 
     return read_checkpoint(path).data
 
 
 def network_state(path: str | os.PathLike, param_key: str | None = "params") -> tuple[dict, str | None]:
-    """The state dict under ``param_key`` of a weights file (BasicSR's rule: fall back to
-    ``params`` when the key is missing; a file without such keys is the state dict itself). The
-    EMA key ``params_ema`` falls back to ``g_ema`` first, the EMA generator of official GAN files."""
+    """The state dict under ``param_key`` of a weights file and the key used, by BasicSR's rules
+    (:func:`restoregen.checkpoints.unwrap_state_dict`: ``params_ema`` falls back to ``g_ema``, any
+    key to ``params``; a file without such keys is the state dict itself; None: the usual wrappers
+    are looked for), DDP's ``module.`` prefix removed. Raises
+    :class:`~restoregen.checkpoints.CheckpointError` naming the file."""
     data = load_weights(path)
-    if param_key == "params_ema" and param_key not in data and "g_ema" in data:  # official StyleSwin/StyleGAN2
-        param_key = "g_ema"
-    if param_key is not None and param_key not in data and "params" in data:
-        param_key = "params"
-    if param_key is not None and param_key in data:
-        data = data[param_key]
-    elif any(isinstance(v, dict) for v in data.values()):
-        raise KeyError(f"{path}: no {param_key!r} in the file (keys: {', '.join(sorted(data))})")
-    else:
-        param_key = None
-    return {k.removeprefix("module."): v for k, v in data.items()}, param_key
+    try:
+        state, used = unwrap_state_dict(data, param_key)
+    except CheckpointError as error:
+        raise CheckpointError(f"{path}: {error}") from None
+    return {k.removeprefix("module."): v for k, v in state.items()}, used
 
 
 def state_path(root: str | os.PathLike, iteration: int) -> Path:

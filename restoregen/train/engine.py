@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 import random
 import shutil
 import time
@@ -27,11 +28,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..checkpoints import CheckpointError
 from ..config import option_error
+from ..fileio import remove_stale_parts
 from .checkpoint import atomic_save, clean_state_dict, find_latest, model_path, state_path
 from .ema import EMA
 from .logs import Scalars, setup_logging
 from .networks import load_pretrained
+from .optimizers import build_optimizer
 from .schedulers import build_scheduler, set_learning_rate
 
 log = logging.getLogger("restoregen.train")
@@ -107,9 +111,12 @@ def _seed_everything(seed: int) -> None:
 class Engine:
     """Trains ``opt`` (validated options) with a recipe: ``Engine(opt).run(RecipeClass)``."""
 
-    def __init__(self, opt: dict, *, auto_resume: bool = False, debug: bool = False) -> None:
+    def __init__(self, opt: dict, *, auto_resume: bool = False, debug: bool = False,
+                 threads: int | None = None) -> None:
         from accelerate import Accelerator
         from accelerate.utils import broadcast_object_list
+
+        from ..threads import configure_threads
 
         self.opt = opt
         self.debug = debug
@@ -127,6 +134,7 @@ class Engine:
             gradient_accumulation_steps=train.get("grad_accum_steps", 1),
         )
         self.device = self.accelerator.device
+        self.threads = configure_threads(threads)  # logged once the log file exists
         self.rank = self.accelerator.process_index
         self.world_size = self.accelerator.num_processes
         self.is_main = self.accelerator.is_main_process
@@ -162,23 +170,28 @@ class Engine:
         pretrained = paths.get(f"pretrain_network_{label}")
         strict = paths.get(f"strict_load_{label}", True)
         if pretrained is not None:
-            load_pretrained(net, pretrained, paths.get(f"param_key_{label}", "params"), strict)
+            self._load_pretrained(label, net, pretrained, paths.get(f"param_key_{label}", "params"), strict)
         net = net.to(self.device).train()
         ema = None
         if ema_decay > 0:
             ema = EMA(net, ema_decay)
             if pretrained is not None:
-                load_pretrained(ema.module, pretrained, "params_ema", strict)
+                self._load_pretrained(label, ema.module, pretrained, "params_ema", strict)
         module = self.accelerator.prepare(net)
         self.slots[label] = Slot(module, net, ema, describe)
         return module
 
+    def _load_pretrained(self, label: str, net: nn.Module, path: str, param_key: str | None, strict: bool) -> None:
+        """:func:`load_pretrained`, its errors reported against ``path.pretrain_network_<label>``
+        (recipes set up before the experiment folder is made, so a bad file leaves nothing behind)."""
+        try:
+            load_pretrained(net, path, param_key, strict)
+        except CheckpointError as error:
+            raise option_error(self.opt, f"path.pretrain_network_{label}", str(error)) from None
+
     def add_optimizer(self, label: str, params, section: dict) -> torch.optim.Optimizer:
         """The optimizer of option section ``section`` (``train.optim_<label>``) over ``params``."""
-        kwargs = dict(section)
-        kind = kwargs.pop("type")
-        params = [p for p in params if p.requires_grad]
-        optimizer = {"Adam": torch.optim.Adam, "AdamW": torch.optim.AdamW}[kind](params, **kwargs)
+        optimizer = build_optimizer([p for p in params if p.requires_grad], section)
         self.optimizers[label] = self.accelerator.prepare(optimizer)
         return self.optimizers[label]
 
@@ -358,6 +371,11 @@ class Engine:
         self.accelerator.wait_for_everyone()
         stamp = time.strftime("%Y%m%d_%H%M%S")
         setup_logging(self.root / f"train_{self.opt['name']}_{stamp}.log", self.is_main)
+        if self.is_main:  # before anything is written: a killed run's partial checkpoints and images
+            removed = [part for folder, _, _ in os.walk(self.root) for part in remove_stale_parts(folder)]
+            if removed:
+                log.info("removed %d partial file(s) left by an interrupted run: %s", len(removed),
+                         ", ".join(str(part.relative_to(self.root)) for part in removed))
         if self.is_main and self.opt["logger"].get("use_tb_logger", False):
             self.scalars = Scalars(Path("tb_logger") / self.opt["name"])
 
@@ -400,6 +418,7 @@ class Engine:
         recipe.setup()
         resume = self._find_resume()
         self._prepare_folders(resuming=resume is not None)
+        log.info(self.threads)
         self._rng_state = None
         self._loader_state = None
         if resume is not None:

@@ -11,8 +11,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from ..imageio import ImageData, write_image
 from ..metrics import calculate_metric
-from .checkpoint import atomic_write
 
 
 def to_image(tensor: Tensor) -> np.ndarray:
@@ -20,15 +20,6 @@ def to_image(tensor: Tensor) -> np.ndarray:
     array = tensor.detach().float().cpu().clamp_(0, 1).numpy().transpose(1, 2, 0)
     array = array[..., ::-1] if array.shape[2] == 3 else array[..., 0]
     return (array * 255.0).round().astype(np.uint8)
-
-
-def write_image(image: np.ndarray, path: Path) -> None:
-    import cv2
-
-    ok, data = cv2.imencode(path.suffix or ".png", image)
-    if not ok:
-        raise OSError(f"cannot encode {path}")
-    atomic_write(path, lambda file: file.write(data.tobytes()))
 
 
 @torch.no_grad()
@@ -87,7 +78,7 @@ def evaluate(net: nn.Module, loader, metrics: dict | None, *, device: torch.devi
                     totals[key] += calculate_metric({"img": result, "img2": reference}, opt)
                 count += 1
             if save_path is not None:
-                write_image(result, save_path(name))
+                write_image(save_path(name), ImageData.from_uint8(result, bgr=True))
     finally:
         net.train(was_training)
     return {key: value / count for key, value in totals.items()} if count else {}

@@ -13,6 +13,7 @@ import logging
 
 from torch import nn
 
+from ..checkpoints import CheckpointError, describe_mismatch
 from .checkpoint import network_state
 
 log = logging.getLogger("restoregen.train")
@@ -31,8 +32,11 @@ def network_class(name: str) -> type[nn.Module]:
             return registry.get(name)
     except KeyError:
         pass
-    raise KeyError(f"unknown network {name!r}; restoregen has {', '.join(archs.list_archs())}, "
-                   "and basicsr's registry does not have it either")
+    from ..config.schema import suggest
+
+    known = archs.list_archs() + sorted(k for k in registry.keys() if not k.endswith("_basicsr"))
+    raise KeyError(f"unknown network {name!r}{suggest(name, known)} (restoregen has {', '.join(archs.list_archs())}, "
+                   "and basicsr's registry does not have it either)")
 
 
 def build_network(opt: dict, key: str = "network_g") -> nn.Module:
@@ -51,9 +55,21 @@ def build_network(opt: dict, key: str = "network_g") -> nn.Module:
 
 
 def load_pretrained(net: nn.Module, path: str, param_key: str | None = "params", strict: bool = True) -> str | None:
-    """Load weights file ``path`` into ``net``; returns the key actually used."""
+    """Load weights file ``path`` into ``net``; returns the key actually used. A file that cannot be
+    read safely or does not fit raises :class:`~restoregen.checkpoints.CheckpointError` (one line)."""
     state, used = network_state(path, param_key)
-    result = net.load_state_dict(state, strict=strict)
+    if not strict:  # as BasicSR: tensors whose shape differs are left at their initial values
+        own = net.state_dict()
+        mismatched = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+        if mismatched:
+            log.warning("loading %s: %d tensors of another shape left out: %s", path, len(mismatched), mismatched)
+            state = {k: v for k, v in state.items() if k not in mismatched}
+    try:
+        result = net.load_state_dict(state, strict=strict)
+    except RuntimeError:  # torch lists every key on one line; say it in a few names and counts
+        mismatch = describe_mismatch(net.state_dict(), state) or "load_state_dict failed"
+        raise CheckpointError(f"{path}: the weights{f' (key {used!r})' if used else ''} do not fit "
+                              f"{type(net).__name__}: {mismatch}") from None
     if not strict and (result.missing_keys or result.unexpected_keys):
         log.warning("loading %s: missing %s, unexpected %s", path, result.missing_keys, result.unexpected_keys)
     log.info("loaded %s from %s (key %s)", type(net).__name__, path, used)

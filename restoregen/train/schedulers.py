@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import bisect
 import math
+from typing import TYPE_CHECKING
 
-import torch
+from ..config.schema import COUNT, NON_NEGATIVE, NON_NEGATIVE_INT, NUMBERS, POSITIVE, ListOf, OptionType
+
+if TYPE_CHECKING:
+    import torch
 
 
 class MultiStepRestartLR:
@@ -64,11 +68,17 @@ class LinearDecay:
         return initial * max(0.0, 1 - done / (self.total - self.start))
 
 
-SCHEDULERS = {
-    "MultiStepLR": MultiStepRestartLR,
-    "MultiStepRestartLR": MultiStepRestartLR,
-    "CosineAnnealingRestartLR": CosineAnnealingRestartLR,
-    "LinearDecay": LinearDecay,
+_MULTI_STEP = {"milestones": ListOf(NON_NEGATIVE_INT), "gamma": POSITIVE, "restarts": ListOf(NON_NEGATIVE_INT),
+               "restart_weights": NUMBERS}
+
+# option-file type -> schedule and the options of its section
+SCHEDULERS: dict[str, OptionType] = {
+    "MultiStepLR": OptionType(MultiStepRestartLR, _MULTI_STEP),
+    "MultiStepRestartLR": OptionType(MultiStepRestartLR, _MULTI_STEP),
+    "CosineAnnealingRestartLR": OptionType(
+        CosineAnnealingRestartLR, {"periods": ListOf(COUNT), "restart_weights": NUMBERS, "eta_min": NON_NEGATIVE}),
+    # restoregen: constant, then linearly down to 0 at total_iter (StyleSwin's --lr_decay)
+    "LinearDecay": OptionType(LinearDecay, {"start_iter": NON_NEGATIVE_INT}),
 }
 
 
@@ -78,7 +88,7 @@ def build_scheduler(opt: dict | None, total_iter: int | None = None):
     if not opt:
         return MultiStepRestartLR([], 1.0)
     kwargs = dict(opt)
-    cls = SCHEDULERS[kwargs.pop("type")]
+    cls = SCHEDULERS[kwargs.pop("type")].target
     if cls is LinearDecay:
         kwargs["total_iter"] = total_iter
     return cls(**kwargs)

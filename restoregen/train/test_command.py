@@ -19,7 +19,9 @@ def _test(opt: dict) -> None:
 
     import torch
 
+    from ..checkpoints import CheckpointError
     from ..config import check_network, check_paths, option_error
+    from ..threads import configure_threads
     from ..data import build_dataset
     from ..data.loader import eval_loader
     from .evaluate import evaluate
@@ -31,15 +33,16 @@ def _test(opt: dict) -> None:
     weights = opt["path"].get("pretrain_network_g")
     if weights is None:
         raise option_error(opt, "path.pretrain_network_g", "required option is missing (the weights to test)")
-    root = Path("results") / opt["name"]
-    log = setup_logging(root / f"test_{opt['name']}_{time.strftime('%Y%m%d_%H%M%S')}.log", True)
     use_cuda = torch.cuda.is_available() and opt.get("num_gpu", "auto") != 0
     device = torch.device("cuda" if use_cuda else "cpu")
     net = build_network(opt, "network_g")
-    try:
+    try:  # before results/<name>/ is made: a bad file leaves nothing behind
         load_pretrained(net, weights, opt["path"].get("param_key_g", "params"), opt["path"].get("strict_load_g", True))
-    except (KeyError, RuntimeError) as error:
-        raise option_error(opt, "path.pretrain_network_g", f"cannot load {weights}: {error}") from None
+    except CheckpointError as error:
+        raise option_error(opt, "path.pretrain_network_g", str(error)) from None
+    root = Path("results") / opt["name"]
+    log = setup_logging(root / f"test_{opt['name']}_{time.strftime('%Y%m%d_%H%M%S')}.log", True)
+    log.info(configure_threads())
     net = net.to(device).eval()
     val = opt.get("val") or {}
     suffix = val.get("suffix") or opt["name"]

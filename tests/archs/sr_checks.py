@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from reference_data import case_dirs, load_case, params, sr_tolerance
 from restoregen.archs import build
 from restoregen.attention import attention_backend
+from tests.reference_data import case_dirs, load_case, params, sr_tolerance
 
 
 def case_fixture(family: str, arch: str):

@@ -8,11 +8,11 @@ import math
 import pytest
 import torch
 
-from reference_data import case_dirs, load_case, params
 from restoregen.archs import build
 from restoregen.attention import available_backends, attention_backend
 from restoregen.inference.loading import ModelInfo
 from restoregen.inference.tiling import Upscaler
+from tests.reference_data import case_dirs, load_case, params
 
 pytestmark = pytest.mark.cuda
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from reference_data import case_dirs, params, released_files
 from restoregen.archs import UnknownArchitecture, build, detect, list_archs
 from restoregen.archs.detect import UNRECOVERABLE
+from tests.reference_data import case_dirs, params, released_files
 
 FAMILIES = ("hat", "drct", "dlgsanet")
 FIXTURES = [case for family in FAMILIES for case in case_dirs(family)]

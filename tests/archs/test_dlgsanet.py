@@ -1,11 +1,16 @@
 import pytest
 import torch
 
-from reference_data import params, released_files, sr_tolerance
 from restoregen.archs import build
 from restoregen.archs.dlgsanet import DynamicDWConv
 from restoregen.attention import available_backends
-from sr_checks import assert_backend_matches_math, assert_fixture_parity, assert_released_layout, case_fixture
+from tests.archs.sr_checks import (
+    assert_backend_matches_math,
+    assert_fixture_parity,
+    assert_released_layout,
+    case_fixture,
+)
+from tests.reference_data import params, released_files, sr_tolerance
 
 DLGSANET_RELEASED = released_files("dlgsanet")
 dlgsanet_case = case_fixture("dlgsanet", "DLGSANet")

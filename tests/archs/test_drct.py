@@ -1,12 +1,18 @@
 import pytest
 import torch
 
-from reference_data import params, released_files
 from restoregen.archs import build
 from restoregen.archs.blocks import SwinBlock
 from restoregen.attention import attention_backend, available_backends
-from sr_checks import (assert_backend_matches_math, assert_checkpointing_keeps_gradients, assert_fixture_parity,
-                       assert_released_layout, case_fixture, tiny_model)
+from tests.archs.sr_checks import (
+    assert_backend_matches_math,
+    assert_checkpointing_keeps_gradients,
+    assert_fixture_parity,
+    assert_released_layout,
+    case_fixture,
+    tiny_model,
+)
+from tests.reference_data import params, released_files
 
 drct_case = case_fixture("drct", "DRCT")
 DRCT_RELEASED = released_files("drct")

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from reference_data import case_dirs, load_case, params, sr_tolerance
 from restoregen.archs import build
 from restoregen.attention import attention_backend, fuses_linear_epilogues
+from tests.reference_data import case_dirs, load_case, params, sr_tolerance
 
 SR_CASES = [p for family in ("hat", "drct", "dlgsanet") for p in case_dirs(family)]
 

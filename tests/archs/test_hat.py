@@ -1,11 +1,17 @@
 import pytest
 import torch
 
-from reference_data import params, released_files
 from restoregen.archs import build
 from restoregen.attention import available_backends
-from sr_checks import (assert_backend_matches_math, assert_checkpointing_keeps_gradients, assert_fixture_parity,
-                       assert_released_layout, case_fixture, tiny_model)
+from tests.archs.sr_checks import (
+    assert_backend_matches_math,
+    assert_checkpointing_keeps_gradients,
+    assert_fixture_parity,
+    assert_released_layout,
+    case_fixture,
+    tiny_model,
+)
+from tests.reference_data import params, released_files
 
 HAT_RELEASED = released_files("hat")
 hat_case = case_fixture("hat", "HAT")

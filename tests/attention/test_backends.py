@@ -2,7 +2,6 @@ import pytest
 import torch
 
 from restoregen.attention import (
-    BACKENDS,
     ENV_VAR,
     WindowAttention,
     attend,
@@ -39,19 +38,19 @@ def test_bad_backend_names_are_explained(monkeypatch):
         attend(q, q, q)
 
 
+@pytest.mark.slow  # the first FlexAttention call compiles (about 30 s on the CPU with a cold cache)
 def test_context_manager_routes_calls(monkeypatch):
     seen = []
     from restoregen.attention import backends
 
-    for name in BACKENDS:
-        original = backends._IMPLEMENTATIONS[name]
+    for name, original in list(backends._IMPLEMENTATIONS.items()):
         monkeypatch.setitem(backends._IMPLEMENTATIONS, name,
                             lambda *a, _n=name, _f=original: seen.append(_n) or _f(*a))
     q = torch.randn(1, 2, 4, 8)
     for name in USABLE:
         with attention_backend(name):
             attend(q, q, q)
-    assert seen == list(USABLE)
+    assert seen == [{"triton": "sdpa"}.get(name, name) for name in USABLE]  # triton has no dense kernel
 
 
 def _inputs(shape_q, shape_k, head_dim, requires_grad=True):

@@ -33,6 +33,7 @@ needs_kernels = pytest.mark.skipif(not RUNS, reason="needs triton with a CUDA GP
 
 @pytest.mark.skipif(triton_interpreted() or torch.cuda.is_available() or importlib.util.find_spec("triton") is None,
                     reason="already interpreted, on a GPU, or no triton")
+@pytest.mark.slow  # a second pytest run (about 12 s)
 def test_kernels_in_the_triton_interpreter():
     env = {**os.environ, "TRITON_INTERPRET": "1"}
     root = Path(__file__).resolve().parents[2]

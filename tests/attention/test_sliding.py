@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -8,8 +7,9 @@ from safetensors.torch import load_file
 from restoregen.attention import attention_backend, sliding_window_attention, sliding_window_mask
 from restoregen.attention import sliding as sliding_module
 from restoregen.attention.sliding import auto_sliding_backend, window_starts
+from tests.reference_data import REFERENCE_DIR
 
-REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "freeswim"
+REFERENCE = REFERENCE_DIR / "freeswim"
 SWA_CASES = sorted(p.name for p in REFERENCE.glob("swa_*")) if REFERENCE.is_dir() else []
 BACKENDS = ("math", "sdpa", "flex")
 
@@ -107,6 +107,7 @@ def test_masks_are_cached_per_grid_window_and_device():
     assert sliding_window_mask((2, 6, 9), (None, 3, 3)) is not a
 
 
+@pytest.mark.slow  # runs FlexAttention once (compiles it on the CPU)
 def test_backend_selection_follows_the_library(monkeypatch):
     calls = []
     for name in BACKENDS:

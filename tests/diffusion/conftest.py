@@ -1,9 +1,4 @@
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
@@ -11,6 +6,6 @@ pytest.importorskip("transformers")
 
 @pytest.fixture(scope="module")
 def wan_pipe():
-    from tiny import wan_pipeline
+    from tests.diffusion.tiny import wan_pipeline
 
     return wan_pipeline()

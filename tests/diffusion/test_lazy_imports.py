@@ -10,5 +10,5 @@ def test_diffusers_is_not_imported_until_needed():
             "from restoregen.diffusion import official_window, CrossAttentionCache\n"
             "print(sorted(m for m in ('diffusers', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(ROOT), "PATH": ""})
+                         env={"PYTHONPATH": str(ROOT), "PATH": "", "PYTHONDONTWRITEBYTECODE": "1"})
     assert out.stdout.strip() == "[]"

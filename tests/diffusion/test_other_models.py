@@ -5,7 +5,7 @@ import torch
 
 from restoregen.attention import sliding_window_mask
 from restoregen.diffusion import freeswim_state, patched
-from tiny import TEXT_DIM, flux_transformer, ltx_transformer
+from tests.diffusion.tiny import TEXT_DIM, flux_transformer, ltx_transformer
 
 
 def ltx_inputs(frames: int, height: int, width: int, batch: int = 2):

@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -7,8 +6,9 @@ from safetensors.torch import load_file
 
 from restoregen.diffusion import CrossAttnOverrideProcessor, FreeSwimState, WanSelfAttnProcessor, log_scale
 from restoregen.diffusion import official_window
+from tests.reference_data import REFERENCE_DIR
 
-REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "freeswim"
+REFERENCE = REFERENCE_DIR / "freeswim"
 DUALPATH = sorted(p.name for p in REFERENCE.glob("dualpath_processors_*")) if REFERENCE.is_dir() else []
 
 

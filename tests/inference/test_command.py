@@ -123,7 +123,8 @@ def test_help_documents_every_option(capsys: pytest.CaptureFixture) -> None:
         main(["upscale", "--help"])
     text = capsys.readouterr().out
     for option in ("--model", "--model-arg", "--tile", "--tile-overlap", "--device", "--precision", "--ext",
-                   "--suffix", "--recursive", "--overwrite", "--max-pixels", "--quiet", "INPUT", "OUTPUT"):
+                   "--suffix", "--recursive", "--overwrite", "--max-pixels", "--quiet", "--scale", "--threads", "INPUT",
+                   "OUTPUT"):
         assert option in text
 
 
@@ -137,8 +138,8 @@ def test_default_model_without_model_option(tmp_path: Path, capsys: pytest.Captu
 
 def test_missing_default_model_is_a_clear_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture) -> None:
-    from restoregen.inference import loading
+    from restoregen.inference import bundled
 
-    monkeypatch.setattr(loading, "DEFAULT_MODEL", "missing.safetensors")
+    monkeypatch.setattr(bundled, "_weights_folder", lambda: tmp_path / "no_weights")
     assert main(["upscale", str(tmp_path), str(tmp_path / "o")]) == 2
-    assert "lacks the bundled default model" in capsys.readouterr().err
+    assert "--model restoregen-x4: this installation lacks its weights" in capsys.readouterr().err

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from restoregen.inference.io import (
-    ImageData, ImageReadError, atomic_write_bytes, fitting_extension, read_image, write_image,
+from restoregen.fileio import atomic_write_bytes
+from restoregen.imageio import (
+    ImageData, ImageReadError, encode_image, fitting_extension, image_grid, read_image, write_image,
 )
 
 RNG = np.random.default_rng(0)
@@ -109,3 +110,65 @@ def test_written_file_permissions_follow_umask(tmp_path: Path) -> None:
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask
     assert target.read_bytes() == b"data"
+
+
+def _float_tiff_declaring(width: int, height: int, samples: int = 3) -> bytes:
+    """A little-endian TIFF header for ``samples`` float32 samples per pixel, without pixel data."""
+    entries = [(256, 4, width), (257, 4, height), (258, 3, 32), (277, 3, samples), (339, 3, 3)]
+    ifd = struct.pack("<H", len(entries)) + b"".join(
+        struct.pack("<HHI", tag, kind, 1) + (struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value))
+        for tag, kind, value in entries) + struct.pack("<I", 0)
+    return b"II*\x00" + struct.pack("<I", 8) + ifd
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_float_tiff_is_read_and_written_back(tmp_path: Path, channels: int) -> None:
+    stored = RNG.random((12, 10, channels), dtype=np.float32) * np.float32(1.5)  # float files may exceed 1
+    cv2.imwrite(str(tmp_path / "float.tif"), stored if channels > 1 else stored[:, :, 0])
+    image = read_image(tmp_path / "float.tif")
+    assert image.bit_depth == 32 and image.pixels.dtype == np.float32
+    colour = stored[:, :, :1] if channels == 1 else stored[:, :, 2::-1]  # BGR(A) on disk
+    assert np.array_equal(image.pixels, colour)
+    assert (image.alpha is not None) == (channels == 4)
+    assert [fitting_extension(e, image) for e in ("tif", "png", "jpg")] == ["tif", "png", "png"]
+    write_image(tmp_path / "out.tif", image)
+    assert np.array_equal(cv2.imread(str(tmp_path / "out.tif"), cv2.IMREAD_UNCHANGED).reshape(stored.shape), stored)
+    write_image(tmp_path / "out.png", image)  # PNG holds 16 bits, clipped to [0, 1]
+    written = cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED)
+    assert written.dtype == np.uint16 and written.max() == 65535
+
+
+def test_float_tiff_size_is_checked_before_decoding(tmp_path: Path) -> None:
+    (tmp_path / "bomb.tif").write_bytes(_float_tiff_declaring(30000, 30000))
+    with pytest.raises(ImageReadError, match=r"declares 30000x30000 = 900,000,000 pixels, over the limit"):
+        read_image(tmp_path / "bomb.tif")
+    nan = np.full((4, 4, 3), np.nan, np.float32)
+    cv2.imwrite(str(tmp_path / "nan.tif"), nan)
+    with pytest.raises(ImageReadError, match="float32 samples include NaN or infinity"):
+        read_image(tmp_path / "nan.tif")
+
+
+
+@pytest.mark.parametrize("shape,bgr", [((16, 16, 3), False), ((16, 16, 3), True), ((16, 16), True),
+                                       ((16, 16, 1), False)])
+def test_uint8_arrays_are_written_exactly(tmp_path: Path, shape: tuple[int, ...], bgr: bool) -> None:
+    array = RNG.integers(0, 256, size=shape).astype(np.uint8)
+    array.flat[:2] = (0, 255)
+    write_image(tmp_path / "out.png", ImageData.from_uint8(array, bgr=bgr))
+    written = cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED)  # BGR on disk
+    expected = array[:, :, ::-1] if array.ndim == 3 and array.shape[2] == 3 and not bgr else array
+    assert np.array_equal(written, expected.reshape(written.shape))
+
+
+def test_every_uint8_value_survives() -> None:
+    values = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    encoded = encode_image(ImageData.from_uint8(values), "png")
+    assert np.array_equal(cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_UNCHANGED), values)
+
+
+def test_image_grid_places_images_row_major_with_gaps() -> None:
+    images = np.stack([np.full((3, 4, 3), i + 1, np.uint8) for i in range(5)])
+    grid = image_grid(images, columns=3)
+    assert grid.shape == (2 * 5 + 2, 3 * 6 + 2, 3)
+    assert (grid[2:5, 2:6] == 1).all() and (grid[2:5, 8:12] == 2).all() and (grid[7:10, 8:12] == 5).all()
+    assert (grid[7:10, 14:18] == 0).all() and (grid[:2] == 0).all()  # the empty cell and the gaps are black

@@ -11,10 +11,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import restoregen
-from reference_data import case_dirs, load_case, params, sr_tolerance
 from restoregen.archs.detect import UNRECOVERABLE
 from restoregen.checkpoints import CheckpointError
 from restoregen.inference.loading import default_model_path, load_model, read_state_dict
+from tests.reference_data import case_dirs, load_case, params, sr_tolerance
 
 CASES = [case for family in ("hat", "drct", "dlgsanet") for case in case_dirs(family)]
 
@@ -97,7 +97,7 @@ def test_errors_name_the_file_and_the_problem(tmp_path: Path, tiny_model_file: P
     with pytest.raises(CheckpointError, match="text.safetensors: not a readable safetensors file"):
         load_model(tmp_path / "text.safetensors")
     torch.save({"body.0.weight": torch.zeros(2, 2)}, tmp_path / "other.pth")
-    with pytest.raises(CheckpointError, match="other.pth: not a HAT, DRCT or DLGSANet"):
+    with pytest.raises(CheckpointError, match="other.pth: not an architecture that restoregen .HAT, DRCT, DLGSANet. or spandrel"):
         load_model(tmp_path / "other.pth")
     state_dict = load_file(tiny_model_file)
     state_dict["conv_after_body.weight"] = state_dict["conv_after_body.weight"][:, :, :1]

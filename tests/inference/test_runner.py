@@ -29,8 +29,9 @@ def test_collisions_and_self_overwrite(tmp_path: Path) -> None:
     jobs = collect_jobs(tmp_path / "in", tmp_path / "out")
     assert jobs[0].problem is None
     assert jobs[1].problem == "same output file as photo.jpg (photo.png); rename one"
+    _touch(tmp_path, "alone/photo.png")
     with pytest.raises(UsageError, match="would overwrite the input"):
-        collect_jobs(tmp_path / "in", tmp_path / "in", ext="png")
+        collect_jobs(tmp_path / "alone", tmp_path / "alone", ext="png")
 
 
 def test_single_file_input(tmp_path: Path) -> None:

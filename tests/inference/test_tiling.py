@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from reference_data import REFERENCE_DIR
 from restoregen.inference.loading import ModelInfo, load_model
 from restoregen.inference.tiling import Upscaler, blend_ramp, resolve_precision, tile_starts, tiled_forward
+from tests.reference_data import REFERENCE_DIR
 
 
 def _psnr(a: Tensor, b: Tensor) -> float:
@@ -151,3 +151,25 @@ def test_cuda_bf16_tiles_match_cpu(tiny_model_file) -> None:
     assert upscaler.dtype == (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32)
     upscaler.tile = 32
     assert (upscaler(image) - reference).abs().max() < 0.05
+
+
+def test_tile_progress_and_out_of_memory_restart() -> None:
+    calls, messages = [], []
+    upscaler = Upscaler(_Doubler(limit=40 * 40), INFO, tile=64, overlap=8, log=messages.append)
+    assert upscaler.tile_count(100, 90) == 4 and upscaler.tile_count(60, 64) == 1
+    upscaler(torch.rand(1, 3, 100, 90), on_tile=lambda done, total: calls.append((done, total)))
+    assert "out of memory with 64px tiles; retrying with 32px" in messages[0]
+    assert calls == [(done, 16) for done in range(1, 17)]  # the 64 px attempt failed on its first tile
+    assert upscaler.tile_count(100, 90) == 16
+
+
+def test_auto_tile_ignores_the_free_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    real = os.sysconf
+    sizes = set()
+    for free_pages in (16, 2**30):
+        monkeypatch.setattr(os, "sysconf", lambda name, free=free_pages: free if name == "SC_AVPHYS_PAGES"
+                            else real(name))
+        sizes.add(Upscaler(_Doubler(), INFO).auto_tile())
+    assert len(sizes) == 1

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-from conftest import REPO
 
 from restoregen.train.export import load_exported
+from tests.train.helpers import REPO
 
 WEIGHTS = REPO / "weights" / "restoregen_default_x4.safetensors"
 

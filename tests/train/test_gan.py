@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import train_two_processes, write_options
 from PIL import Image
 
 from restoregen.cli import main
+from tests.train.helpers import train_two_processes, write_options
 
 SIZE = 16
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import cli_env, run_cli, tiny_hat, tiny_options, train_two_processes, write_options
 
 from restoregen.archs import build
 from restoregen.cli import main
+from tests.train.helpers import cli_env, run_cli, tiny_hat, tiny_options, train_two_processes, write_options
 
 
 def tiny_network() -> torch.nn.Module:

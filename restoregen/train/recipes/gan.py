@@ -240,14 +240,13 @@ class StyleSwinGANRecipe(Recipe):
 
     def snapshot(self, iteration: int):
         """Write the image grid of the fixed latents for ``iteration``; returns its path."""
-        from ...inference.sample import image_grid, save_png
+        from ...imageio import ImageData, image_grid, write_image
 
         count = int(self.opt["logger"].get("snapshot_images", 16))
         z = torch.randn(count, self.style_dim, generator=torch.Generator().manual_seed(self.engine.seed))
         pixels = (self.render(z) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
         path = self.engine.visualization / f"snapshot_{iteration:08d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_png(image_grid(pixels, math.ceil(math.sqrt(count))), path)
+        write_image(path, ImageData.from_uint8(image_grid(pixels, math.ceil(math.sqrt(count)))))
         return path
 
     def on_iteration_end(self, iteration: int) -> None:

@@ -151,6 +151,12 @@ def main(argv: list[str] | None = None) -> int:
         for case in ("clean", "noisy-jpeg"):
             difference = results["restoregen-real-x4"][case]["model"] - results["restoregen-x4"][case]["model"]
             print(f"restoregen-real-x4 - restoregen-x4 on {case} inputs: {difference:+.2f} dB")
+    print("\n| model | input | photos | bicubic dB | model dB | gain dB | Lanczos gain dB | s/MP |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, cases in results.items():
+        for case, r in cases.items():
+            print(f"| {name} | {case} | {r['photos']} | {r['bicubic']:.2f} | {r['model']:.2f} | {r['gain']:+.2f} | "
+                  f"{r['lanczos_gain']:+.2f} | {r['seconds_per_megapixel']:.2f} |")
     if args.write:
         target = REPO / "weights" / RESULTS_FILE
         target.write_text(json.dumps({

@@ -18,22 +18,25 @@ REPO = Path(__file__).resolve().parents[1]
 _TREE = pytest.StashKey[set]()
 
 
-def _tree_files() -> set[str]:
-    """The files under the repository, minus .git and pytest's own cache."""
+def _tree_files(config) -> set[str]:
+    """The files under the repository, minus .git and what pytest itself was asked to write there."""
+    cache = config.rootpath / config.getini("cache_dir") if config.pluginmanager.has_plugin("cacheprovider") else None
+    own = [Path(p).resolve() for p in (cache, config.option.basetemp, getattr(config.option, "xmlpath", None)) if p]
     files = set()
     for folder, dirs, names in os.walk(REPO):
-        dirs[:] = [d for d in dirs if d not in (".git", ".pytest_cache")]
-        files.update(os.path.relpath(os.path.join(folder, name), REPO) for name in names)
+        dirs[:] = [d for d in dirs if d != ".git" and Path(folder, d) not in own]
+        files.update(os.path.relpath(os.path.join(folder, name), REPO) for name in names
+                     if Path(folder, name) not in own)
     return files
 
 
 def pytest_sessionstart(session):
-    session.config.stash[_TREE] = _tree_files()
+    session.config.stash[_TREE] = _tree_files(session.config)
 
 
 def pytest_sessionfinish(session):
     before = session.config.stash.get(_TREE, None)
-    new = sorted(_tree_files() - before) if before is not None else []
+    new = sorted(_tree_files(session.config) - before) if before is not None else []
     if new:  # a test wrote into the checkout (or something else did while the tests ran)
         listed = "\n  ".join(new[:20] + ([f"... {len(new) - 20} more"] if len(new) > 20 else []))
         session.config.get_terminal_writer().line(f"\nnew files in the source tree {REPO}:\n  {listed}", red=True)

@@ -1,11 +1,14 @@
 """The benchmark's measuring protocol (no timings are asserted)."""
 
+import pytest
+
 from restoregen.bench import Case, Result, measure_cpu, speedup
 
 TINY_HAT = dict(upscale=2, in_chans=3, img_size=16, window_size=4, compress_ratio=3, squeeze_factor=4,
                 embed_dim=12, depths=[2], num_heads=[2], mlp_ratio=2, upsampler="pixelshuffle")
 
 
+@pytest.mark.slow  # a process per path (about 7 s)
 def test_paths_run_in_their_own_processes_and_are_timed_in_turn():
     results = measure_cpu(Case("tiny", "HAT", TINY_HAT, 16), ["math", "fast"], threads=1, repeats=2, warmup=1,
                           flop_paths={"math"})

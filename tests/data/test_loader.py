@@ -8,6 +8,7 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from torch.utils.data import Dataset
 
@@ -70,6 +71,7 @@ def test_dead_worker_is_replaced(tmp_path):
     assert (tmp_path / "killed").exists()
 
 
+@pytest.mark.slow  # waits out the 2 s worker timeout and starts workers again (about 7 s)
 def test_stalled_worker_is_replaced(tmp_path):
     reference = take(TrainLoader(Noise(), batch_size=2, seed=0), 4)
     loader = TrainLoader(Noise(tmp_path / "stalled", trap=1, action="stall"), batch_size=2, seed=0, num_workers=1,

@@ -148,11 +148,11 @@ def _workload(case: Case, device: str = "cpu", dtype_name: str = "float32"):
                    for _ in range(3))
         return lambda: sliding_window_attention(q, k, v, case.kwargs["grid"], case.kwargs["window"]), 0.0
     if case.arch == "upscale":
-        from .inference.loading import ModelInfo
+        from .inference.loading import network_info
         from .inference.tiling import Upscaler
 
         model = archs.build("HAT", **case.kwargs["model"])
-        info = ModelInfo("HAT", 4, 3, model.size_multiple, (torch.float32,), case.kwargs["model"])
+        info = network_info("HAT", model, case.kwargs["model"], dtypes=(torch.float32,))
         upscaler = Upscaler(model, info, "cpu", "fp32", case.kwargs["tile"], case.kwargs["overlap"])
         image = torch.rand(1, 3, case.size, case.size)
         return lambda: upscaler(image), (case.size * 4) ** 2 / 1e6

@@ -732,7 +732,7 @@ def worker_photo(args, emitter: Emitter) -> dict:
     import restoregen
     from restoregen.archs import build
     from restoregen.bench import HAT_S_X4
-    from restoregen.inference.loading import ModelInfo
+    from restoregen.inference.loading import network_info
     from restoregen.inference.tiling import Upscaler
 
     device = _device(args)
@@ -747,8 +747,7 @@ def worker_photo(args, emitter: Emitter) -> dict:
         kwargs = TINY_HAT_X4 if args.dry_run else HAT_S_X4
         torch.manual_seed(0)
         model = build("HAT", **kwargs).eval()
-        return model, ModelInfo(arch="HAT", scale=4, in_channels=3, size_multiple=model.size_multiple,
-                                dtypes=(torch.float32,), kwargs=kwargs, source="seeded random weights")
+        return model, network_info("HAT", model, kwargs, dtypes=(torch.float32,), source="seeded random weights")
 
     def bundled():
         path = REPO / "weights" / "restoregen_default_x4.safetensors"

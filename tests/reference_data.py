@@ -22,6 +22,13 @@ def case_dirs(family: str) -> list[Path]:
     return sorted(p.parent for p in (REFERENCE_DIR / family).glob("*/config.json"))
 
 
+def image_to_image_families() -> list[str]:
+    """Fixture folders of restoregen's own image-to-image networks, as their registrations name them."""
+    from restoregen.archs import IMAGE_TO_IMAGE, networks
+
+    return [network.fixtures for network in networks(IMAGE_TO_IMAGE) if network.fixtures]
+
+
 def released_files(family: str) -> list[Path]:
     return sorted((REFERENCE_DIR / family / "released").glob("*.json"))
 
@@ -40,5 +47,5 @@ def load_case(path: Path) -> tuple[dict, dict, dict]:
 
 
 def sr_tolerance(reference) -> float:
-    """HAT/DRCT/DLGSANet parity tolerance: ``1e-5 * max(1, max|ref|)``."""
+    """Parity tolerance of the image-to-image networks: ``1e-5 * max(1, max|ref|)``."""
     return 1e-5 * max(1.0, reference.abs().max().item())

@@ -352,8 +352,17 @@ class SRNetwork(nn.Module):
         mean = self.mean.to(x.dtype)
         x = self.forward_image((x - mean) * self.img_range)
         x = x / self.img_range + mean
-        scale = self.upscale if self.upsampler else 1
-        return x[..., : height * scale, : width * scale]
+        return x[..., : height * self.output_scale, : width * self.output_scale]
+
+    @property
+    def output_scale(self) -> int:
+        """Output side / input side (``upscale`` unless the upsampler is ``''``)."""
+        return self.upscale if self.upsampler else 1
+
+
+# how every SRNetwork describes itself to the registry (restoregen.archs.register)
+SR_NETWORK = {"in_channels": lambda model: model.in_chans, "scale": lambda model: model.output_scale,
+              "input_multiple": lambda model: model.size_multiple}
 
 
 class SwinSRFrame(SRNetwork):
@@ -422,7 +431,7 @@ def residual_conv(dim: int, resi_connection: str, arch: str) -> nn.Module:
 
 
 __all__ = [
-    "CAB", "ChannelAttention", "DropPath", "Mlp", "PatchEmbed", "RGB_MEAN", "SRNetwork", "SwinBlock", "SwinSRFrame",
-    "UPSAMPLERS", "Upsample", "UpsampleOneStep", "drop_path_rates", "init_transformer_weights", "residual_conv",
-    "run_blocks",
+    "CAB", "RGB_MEAN", "SR_NETWORK", "UPSAMPLERS", "ChannelAttention", "DropPath", "Mlp", "PatchEmbed", "SRNetwork",
+    "SwinBlock", "SwinSRFrame", "Upsample", "UpsampleOneStep", "drop_path_rates", "init_transformer_weights",
+    "residual_conv", "run_blocks",
 ]

@@ -9,12 +9,16 @@ on overlapping crops with TLC); each is followed by a gated feed-forward network
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..attention import channel_self_attention, dynamic_depthwise_conv
-from .blocks import SRNetwork
+from .blocks import SR_NETWORK, SRNetwork
+from .detect import UnknownArchitecture, Weights, divisor, layer_ratio, pixelshuffle_scale, square_side
 from .registry import register
 
 BUILDBLOCK_TYPES = ("edge", "sparseedge", "idynamic", "restormer")
@@ -238,7 +242,68 @@ class OverlapPatchEmbed(nn.Module):
         return self.proj(x)
 
 
-@register
+# Arguments that leave no trace in the weights: ``img_range``; ``tlc_flag`` and ``tlc_kernel`` (the
+# official test settings); ``activation``; and ``buildblock_type`` "edge" versus "sparseedge" (same
+# weights; softmax versus ReLU attention): "sparseedge", which every released model uses.
+UNRECOVERABLE = {"img_range": 1.0, "tlc_flag": True, "tlc_kernel": "96 / 72 / 48 for x2 / x3 / x4",
+                 "activation": "relu", "buildblock_type": "sparseedge (if the weights hold both block kinds)"}
+TLC_KERNEL = {2: 96, 3: 72, 4: 48}  # official test settings per scale
+
+
+def _ffn(w: Weights, prefix: str, dim: int) -> tuple[str, float]:
+    """(type, expansion factor) of a DLGSANet feed-forward network: GDFN or BaseFFN."""
+    if prefix + "project_in.weight" in w:
+        return "GDFN", layer_ratio(dim, w.shape(prefix + "project_in.weight")[0] // 2)
+    return "BaseFFN", layer_ratio(dim, w.shape(prefix + "body.0.weight")[0])
+
+
+def _recover(w: Weights) -> dict[str, Any]:
+    dim, in_chans = w.shape("overlap_embed.0.proj.weight")[:2]
+    body = "deep_feature_extraction."
+    entries = w.count(rf"{re.escape(body)}(\d+)\.")
+    norms = [i for i in range(entries) if f"{body}{i}.body.weight" in w and len(w.shape(f"{body}{i}.body.weight")) == 1]
+    groups = [i for i in range(entries) if w.count(rf"{re.escape(body)}{i}\.body\.(\d+)\.") > 0]
+    if not groups:
+        raise UnknownArchitecture("DLGSANet without any BuildBlock")
+    layers = f"{body}{groups[0]}.body."
+    n_layers = w.count(rf"{re.escape(layers)}(\d+)\.")
+    local = [j for j in range(n_layers) if f"{layers}{j}.norm1.body.weight" in w]
+    glob = [j for j in range(n_layers) if f"{layers}{j}.norm3.body.weight" in w]
+    kwargs: dict[str, Any] = {
+        "in_chans": in_chans, "dim": dim, "groups": len(groups), "blocks": max(len(local), len(glob)),
+        "buildblock_type": "sparseedge" if local and glob else "idynamic" if local else "restormer",
+        "body_norm": bool(norms), "img_range": 1.0, "activation": "relu", "tlc_flag": True,
+    }
+    if local:
+        block = f"{layers}{local[0]}."
+        dynamic = block + "IDynamicDWConv.conv.conv1.0.weight" in w
+        kwargs["idynamic"] = dynamic
+        if dynamic:
+            window = w.shape(block + "IDynamicDWConv.conv.conv1.1.weight")[-1]
+            kernel_groups = w.shape(block + "IDynamicDWConv.conv.conv2.0.weight")[0] // (window * window)
+            kwargs["idynamic_num_heads"] = divisor(dim, kernel_groups, 6)
+        else:
+            window = w.shape(block + "IDynamicDWConv.conv.weight")[-1]
+        kwargs["window_size"] = window
+        kwargs["idynamic_ffn_type"], kwargs["idynamic_ffn_expansion_factor"] = _ffn(w, block + "IDynamic_ffn.", dim)
+    if glob:
+        block = f"{layers}{glob[0]}."
+        kwargs["restormer_num_heads"] = w.shape(block + "restormer_attn.temperature")[0]
+        kwargs["restormer_ffn_type"], kwargs["restormer_ffn_expansion_factor"] = _ffn(w, block + "restormer_ffn.", dim)
+    if "conv_before_upsample.0.weight" in w:
+        kwargs.update(upsampler="pixelshuffle", upscale=pixelshuffle_scale(w))
+    elif "upsample.0.weight" in w:  # UpsampleOneStep: one conv to scale**2 * in_chans channels
+        kwargs.update(upsampler="pixelshuffledirect",
+                      upscale=square_side(w.shape("upsample.0.weight")[0] // in_chans, "the upsampling conv"))
+    else:
+        kwargs.update(upsampler="", upscale=1)
+    kwargs["tlc_kernel"] = TLC_KERNEL.get(kwargs["upscale"], 48)
+    return kwargs
+
+
+@register(matches=lambda w: "overlap_embed.0.proj.weight" in w, recover=_recover, unrecoverable=UNRECOVERABLE,
+          **SR_NETWORK, width=lambda model: model.dim, fixtures="dlgsanet",
+          recipes={"DLGSANetModel": "sr:SRRecipe"})
 class DLGSANet(SRNetwork):
     """DLGSANet; arguments are those of the official ``DLGSANet`` class.
 

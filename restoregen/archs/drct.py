@@ -8,13 +8,15 @@ group input and the ``gc``-channel outputs of all blocks before it.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from ..attention import to_pair
-from .blocks import SwinBlock, SwinSRFrame, drop_path_rates, init_transformer_weights
+from .blocks import SR_NETWORK, SwinBlock, SwinSRFrame, drop_path_rates, init_transformer_weights
+from .detect import Weights, layer_ratio, square_side, swinir_frame
 from .registry import register
 
 RDG_BLOCKS = 5
@@ -68,7 +70,43 @@ class RDG(nn.Module):
         return block.forward_projected(y, adjust, scale, residual)
 
 
-@register
+# Arguments that leave no trace in the weights: ``img_range``; the values in ``depths`` (only its
+# length, the number of RDGs, counts); ``compress_ratio``, ``squeeze_factor``, ``conv_scale`` and
+# ``overlap_ratio``, which DRCT accepts but does not use. ``img_size`` is read from the stored
+# shift masks (64 when none are stored).
+UNRECOVERABLE = {"img_range": 1.0, "depths": "[6] * len(num_heads)", "compress_ratio": 3, "squeeze_factor": 30,
+                 "conv_scale": 0.01, "overlap_ratio": 0.5}
+
+
+def _recover(w: Weights) -> dict[str, Any]:
+    kwargs = {"img_size": 64, **swinir_frame(w), "img_range": 1.0}
+    dim = kwargs["embed_dim"]
+    layers = w.count(r"layers\.(\d+)\.swin1\.")
+    first = "layers.0.swin1."
+    window = (square_side(w.shape(first + "attn.relative_position_bias_table")[0], "the window bias table") + 1) // 2
+    if not kwargs["ape"]:  # img_size fixes the shape of the saved shift masks: (windows per patch, N, N)
+        if "layers.0.swin2.attn_mask" in w:
+            kwargs["img_size"] = window * square_side(w.shape("layers.0.swin2.attn_mask")[0], "attn_mask")
+        elif first + "attn.relative_position_index" in w:
+            kwargs["img_size"] = window  # buffers saved but no mask: the training patch was one window
+    num_heads = [w.shape(f"layers.{i}.swin1.attn.relative_position_bias_table")[1] for i in range(layers)]
+    kwargs.update(
+        depths=[6] * layers,
+        num_heads=num_heads,
+        window_size=window,
+        gc=w.shape("layers.0.adjust1.weight")[0],
+        mlp_ratio=layer_ratio(dim, w.shape(first + "mlp.fc1.weight")[0]),
+        qkv_bias=first + "attn.qkv.bias" in w,
+        compress_ratio=3, squeeze_factor=30, conv_scale=0.01, overlap_ratio=0.5,
+    )
+    return kwargs
+
+
+@register(matches=lambda w: "layers.0.swin1.attn.qkv.weight" in w and "layers.0.adjust1.weight" in w,
+          recover=_recover, unrecoverable=UNRECOVERABLE, **SR_NETWORK, width=lambda model: model.embed_dim,
+          fixtures="drct",
+          recipes={"DRCTModel": "sr:SRRecipe", "RealDRCTMSEModel": "sr:RealSRRecipe",
+                   "RealDRCTGANModel": "sr:SRGANRecipe"})
 class DRCT(SwinSRFrame):
     """Dense-residual-connected Transformer; arguments are those of the official ``DRCT`` class.
 

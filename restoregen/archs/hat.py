@@ -8,12 +8,16 @@ parallel channel-attention convolution), then one overlapping cross-attention bl
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
 from ..attention import (cached_relative_position_bias, linear_epilogue, overlap_relative_position_index,
                          overlapping_window_attention, relative_position_index)
-from .blocks import CAB, Mlp, SwinBlock, SwinSRFrame, drop_path_rates, init_transformer_weights, residual_conv, run_blocks
+from .blocks import (CAB, SR_NETWORK, Mlp, SwinBlock, SwinSRFrame, drop_path_rates, init_transformer_weights,
+                     residual_conv, run_blocks)
+from .detect import Weights, divisor, layer_ratio, square_side, swinir_frame
 from .registry import register
 
 
@@ -81,7 +85,39 @@ class RHAG(nn.Module):
         return self.conv(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1) + x
 
 
-@register
+# Arguments that leave no trace in the weights: ``img_size`` (read from ``absolute_pos_embed`` when
+# ``ape=True``; otherwise it only decides whether shifted windows are switched off, for
+# ``img_size <= window_size``), ``img_range`` and ``conv_scale``; the released checkpoints' values.
+UNRECOVERABLE = {"img_size": 64, "img_range": 1.0, "conv_scale": 0.01}
+
+
+def _recover(w: Weights) -> dict[str, Any]:
+    kwargs = {"img_size": 64, **swinir_frame(w), "img_range": 1.0, "conv_scale": 0.01}
+    dim = kwargs["embed_dim"]
+    layers = w.count(r"layers\.(\d+)\.")
+    group = "layers.0.residual_group."
+    block = group + "blocks.0."
+    window = (square_side(w.shape(block + "attn.relative_position_bias_table")[0], "the window bias table") + 1) // 2
+    overlap_window = square_side(w.shape(group + "overlap_attn.relative_position_bias_table")[0],
+                                  "the OCAB bias table") - window + 1
+    kwargs.update(
+        depths=[w.count(rf"layers\.{i}\.residual_group\.blocks\.(\d+)\.") for i in range(layers)],
+        num_heads=[w.shape(f"layers.{i}.residual_group.overlap_attn.relative_position_bias_table")[1]
+                   for i in range(layers)],
+        window_size=window,
+        overlap_ratio=(overlap_window - window) / window,
+        compress_ratio=divisor(dim, w.shape(block + "conv_block.cab.0.weight")[0], 3),
+        squeeze_factor=divisor(dim, w.shape(block + "conv_block.cab.3.attention.1.weight")[0], 30),
+        mlp_ratio=layer_ratio(dim, w.shape(block + "mlp.fc1.weight")[0]),
+        qkv_bias=block + "attn.qkv.bias" in w,
+    )
+    return kwargs
+
+
+@register(matches=lambda w: "layers.0.residual_group.overlap_attn.qkv.weight" in w, recover=_recover,
+          unrecoverable=UNRECOVERABLE, **SR_NETWORK, width=lambda model: model.embed_dim, fixtures="hat",
+          recipes={"HATModel": "sr:SRRecipe", "RealHATMSEModel": "sr:RealSRRecipe",
+                   "RealHATGANModel": "sr:SRGANRecipe"})
 class HAT(SwinSRFrame):
     """Hybrid Attention Transformer; arguments are those of the official ``HAT`` class.
 

@@ -42,7 +42,8 @@ from .ops import (
     minibatch_stddev,
     sinusoidal_grid,
 )
-from .registry import register
+from .detect import UnknownArchitecture, Weights
+from .registry import GENERATOR, register
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -279,7 +280,6 @@ def _init_generator_weights(module: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
-@register
 class StyleSwinGenerator(nn.Module):
     """StyleSwin generator; arguments are those of the official ``Generator`` plus ``channels``.
 
@@ -543,35 +543,30 @@ def infer_generator_kwargs(state_dict: Mapping[str, Tensor]) -> dict:
     ``enable_full_resolution`` and the channel table (``channel_multiplier`` when it is an official
     table, else ``channels``). Not recoverable from shapes: ``lr_mlp`` and ``qk_scale`` (the
     official defaults 0.01 and None are used; pass the real values if a model was trained with
-    others).
+    others). Raises :class:`~restoregen.archs.detect.UnknownArchitecture` for other state dicts.
     """
-    def shape(key: str) -> tuple[int, ...]:
-        if key not in state_dict:
-            raise KeyError(f"not a StyleSwin generator state dict: missing {key!r}")
-        return tuple(state_dict[key].shape)
+    return _recover_generator(Weights(state_dict))
 
-    stages = 0
-    while f"layers.{stages}.blocks.0.qkv.weight" in state_dict:
-        stages += 1
-    n_mlp = 0
-    while f"style.{n_mlp + 1}.weight" in state_dict:
-        n_mlp += 1
-    if stages == 0 or n_mlp == 0:
-        raise KeyError("not a StyleSwin generator state dict: no 'layers.*.blocks.0.qkv.weight' / 'style.*.weight'")
-    channels = [shape(f"layers.{i}.blocks.0.qkv.weight")[1] for i in range(stages)]
-    style_dim = shape("style.1.weight")[1]
+
+def _recover_generator(w: Weights) -> dict:
+    stages = w.count(r"layers\.(\d+)\.blocks\.0\.qkv\.weight$")
+    n_mlp = w.count(r"style\.(\d+)\.weight$") - 1  # style.0 is the PixelNorm, without weights
+    if stages == 0 or n_mlp <= 0:
+        raise UnknownArchitecture("no 'layers.*.blocks.0.qkv.weight' / 'style.*.weight'")
+    channels = [w.shape(f"layers.{i}.blocks.0.qkv.weight")[1] for i in range(stages)]
+    style_dim = w.shape("style.1.weight")[1]
     full_resolution = 8
     for i in range(stages):
-        table_rows = shape(f"layers.{i}.blocks.0.attn.0.relative_position_bias_table")[0]
+        table_rows = w.shape(f"layers.{i}.blocks.0.attn.0.relative_position_bias_table")[0]
         window = (math.isqrt(table_rows) + 1) // 2
         if window == 2 ** (i + 2):
             full_resolution = max(full_resolution, window)
-    hidden = shape("layers.0.blocks.0.mlp.fc1.weight")[0]
+    hidden = w.shape("layers.0.blocks.0.mlp.fc1.weight")[0]
     mlp_ratio = hidden / channels[0]
     kwargs: dict = dict(size=2 ** (stages + 1), style_dim=style_dim, n_mlp=n_mlp,
                         enable_full_resolution=full_resolution,
                         mlp_ratio=int(mlp_ratio) if mlp_ratio == int(mlp_ratio) else mlp_ratio,
-                        qkv_bias="layers.0.blocks.0.qkv.bias" in state_dict)
+                        qkv_bias="layers.0.blocks.0.qkv.bias" in w)
     for cm in (2, 1, 4):
         if official_generator_channels(cm)[:stages] == channels:
             kwargs["channel_multiplier"] = cm
@@ -579,6 +574,12 @@ def infer_generator_kwargs(state_dict: Mapping[str, Tensor]) -> dict:
     else:
         kwargs["channels"] = channels
     return kwargs
+
+
+register(StyleSwinGenerator, task=GENERATOR, recover=_recover_generator,
+         matches=lambda w: "layers.0.blocks.0.qkv.weight" in w and "style.1.weight" in w,
+         unrecoverable={"lr_mlp": 0.01, "qk_scale": None}, fixtures="styleswin",
+         recipes={"StyleSwinGANModel": "gan:StyleSwinGANRecipe"})
 
 
 __all__ = [

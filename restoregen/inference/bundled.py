@@ -86,9 +86,11 @@ def resolve_model_argument(model: str | None, scale: int | None) -> str | Path:
         raise BundledModelError(f"--model {model} is x{entry.scale}, but --scale {scale} was asked for")
     path = bundled_path(model)
     if path is None:
+        from ..archs import family_names
+
         raise BundledModelError(f"--model {model}: this installation lacks its weights "
                                 f"(restoregen/weights/{entry.file}); pass --model PATH with a checkpoint "
-                                f"(official HAT, DRCT, DLGSANet, or any architecture spandrel knows)")
+                                f"(official {family_names()}, or any architecture spandrel knows)")
     return path
 
 

@@ -1,4 +1,5 @@
-"""``restoregen upscale INPUT OUTPUT``: super-resolve an image or a folder with a HAT/DRCT/DLGSANet checkpoint."""
+"""``restoregen upscale INPUT OUTPUT``: super-resolve an image or a folder with a checkpoint of any network
+restoregen or spandrel recognises."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ examples:
   restoregen upscale scan.tif scan_x2.tif --model DRCT_SRx2.pth --tile 256 --device cuda:1
   accelerate launch -m restoregen upscale photos/ out/ --model HAT_SRx4.pth --recursive   (one share per GPU)
 
-The architecture and its hyper-parameters are read from the weights (HAT, DRCT, DLGSANet by
+The architecture and its hyper-parameters are read from the weights ({own} by
 restoregen, everything else spandrel knows by spandrel).
 Alpha is upscaled bicubically and written as RGBA PNG; 16-bit and grayscale images stay so; float
 TIFFs stay float as .tif (16-bit as .png); EXIF orientation is applied. Before any image is
@@ -65,15 +66,33 @@ def _model_arg(value: str) -> tuple[str, object]:
     return key, parsed
 
 
+def _with_own_networks(text: str) -> str:
+    """``text`` with ``{own}`` replaced by restoregen's own networks (read from the registry, which
+    imports torch: only when help is shown)."""
+    if "{own}" not in text:
+        return text
+    from ..archs import family_names
+
+    return text.replace("{own}", family_names(last=" and "))
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(_with_own_networks(text))
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        return _with_own_networks(super()._expand_help(action))
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.formatter_class = _HelpFormatter
     parser.epilog = EPILOG
     parser.add_argument("input", metavar="INPUT", help="an image file or a folder of images "
                         "(.png .jpg .jpeg .bmp .tif .tiff .webp, any letter case; hidden files are skipped)")
     parser.add_argument("output", metavar="OUTPUT", help="output folder, created if needed; output names mirror "
                         "input names. With a file INPUT, an OUTPUT ending in an image extension is the output file")
     parser.add_argument("--model", metavar="PATH|NAME", help="checkpoint: .pth/.pt/.ckpt (read with weights_only=True, "
-                        "never fully unpickled) or .safetensors: HAT, DRCT and DLGSANet run on restoregen's own "
+                        "never fully unpickled) or .safetensors: {own} run on restoregen's own "
                         "networks, every other architecture spandrel recognises (ESRGAN, Real-ESRGAN, SwinIR, DAT, "
                         "...) through spandrel (`restoregen info --model PATH` says which); or an .onnx file "
                         "(onnxruntime). Or a bundled model's name: restoregen-x2, "

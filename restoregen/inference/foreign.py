@@ -23,7 +23,6 @@ from .loading import ModelInfo, describe_keys, key_variants
 __all__ = ["SpandrelNetwork", "load_foreign", "spandrel_allowed", "spandrel_version", "tile_grid"]
 
 ENV_VAR = "RESTOREGEN_SPANDREL"  # "0": never build networks through spandrel
-OWN = "HAT, DRCT, DLGSANet"  # what restoregen detects itself (restoregen.archs.detect)
 
 
 def spandrel_version() -> str | None:
@@ -93,15 +92,18 @@ def load_foreign(stored: dict[str, Tensor], name: str, *, allowed: bool = True, 
     Raises :class:`CheckpointError` naming what the file holds when spandrel is missing, switched
     off, or does not recognise it.
     """
+    from ..archs import family_names
+
+    own = family_names()  # what restoregen detects itself
     looks = f"the file holds {describe_keys(stored)}"
     why = f" ({native_error})" if native_error else ""
     version = spandrel_version()
     if version is None:
-        raise CheckpointError(f"{name}: not {OWN}{why}; other architectures load through spandrel, which is not "
+        raise CheckpointError(f"{name}: not {own}{why}; other architectures load through spandrel, which is not "
                               f"installed (pip install spandrel); {looks}")
     found = _recognise(stored)
     if found is None:
-        raise CheckpointError(f"{name}: not an architecture that restoregen ({OWN}) or spandrel {version} "
+        raise CheckpointError(f"{name}: not an architecture that restoregen ({own}) or spandrel {version} "
                               f"recognises{why}; {looks}")
     support, variant = found
     arch = support.architecture.name
@@ -124,13 +126,14 @@ def load_foreign(stored: dict[str, Tensor], name: str, *, allowed: bool = True, 
     model = SpandrelNetwork(descriptor).eval().requires_grad_(False)
     supported = {torch.float32: True, torch.bfloat16: descriptor.supports_bfloat16,
                  torch.float16: descriptor.supports_half}
+    hyperparameters = dict(getattr(descriptor.model, "hyperparameters", {}) or {})
     info = ModelInfo(
         arch=arch,
         scale=int(descriptor.scale),
         in_channels=int(descriptor.input_channels),
         size_multiple=tile_grid(descriptor),
         dtypes=tuple(dtype for dtype, ok in supported.items() if ok),
-        kwargs=dict(getattr(descriptor.model, "hyperparameters", {}) or {}),
+        kwargs=hyperparameters,
         source=name,
         implementation="spandrel",
         subtype=", ".join(descriptor.tags),
@@ -138,5 +141,6 @@ def load_foreign(stored: dict[str, Tensor], name: str, *, allowed: bool = True, 
         parameters=sum(p.numel() for p in model.parameters()),
         refused=tuple(dtype for dtype, ok in supported.items() if not ok),
         min_size=int(descriptor.size_requirements.minimum),
+        width=int(hyperparameters.get("embed_dim", hyperparameters.get("dim", 64))),  # spandrel's usual names
     )
     return model, info

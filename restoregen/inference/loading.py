@@ -3,10 +3,11 @@
 Files are read without running code (:func:`restoregen.checkpoints.read_checkpoint`: safetensors,
 or ``torch.load(weights_only=True)`` after refusing pickles that name code). Training wrappers
 (``params_ema``, ``params``, ``g_ema``, ``state_dict``, ...) are removed
-(:func:`restoregen.checkpoints.unwrap_state_dict`, the one checkpoint unwrapper). HAT, DRCT
-and DLGSANet are detected from the tensors (:func:`restoregen.archs.detect`) and built by
-restoregen; every other architecture spandrel recognises is built by spandrel (:mod:`.foreign`)
-from the same tensors; ``.onnx`` files run in onnxruntime (:mod:`.onnx_runtime`).
+(:func:`restoregen.checkpoints.unwrap_state_dict`, the one checkpoint unwrapper). restoregen's
+own image-to-image networks are detected from the tensors (:func:`restoregen.archs.detect`) and
+built by restoregen, as their registrations describe them; every other architecture spandrel
+recognises is built by spandrel (:mod:`.foreign`) from the same tensors; ``.onnx`` files run in
+onnxruntime (:mod:`.onnx_runtime`).
 :func:`load_model` is the one place that decides which.
 """
 
@@ -22,11 +23,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..archs import UnknownArchitecture, build, detect, list_archs
+from ..archs import IMAGE_TO_IMAGE, UnknownArchitecture, build, detect, list_archs, network
 from ..checkpoints import CheckpointError, key_variants, read_checkpoint, unwrap_state_dict
 
 __all__ = ["CheckpointError", "ModelInfo", "default_model_path", "describe_keys", "key_variants", "load_model",
-           "read_state_dict"]
+           "network_info", "read_state_dict"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class ModelInfo:
     refused: tuple[torch.dtype, ...] = ()  # dtypes it must not run in, even on request
     fixed_size: int = 0  # > 0: it takes only square tiles of exactly this side (a static ONNX graph)
     min_size: int = 0  # smaller inputs are padded up to this side by the network's wrapper
+    width: int = 64  # feature channels per pixel: the tiler's memory estimate on the CPU
 
     def describe(self) -> str:
         name = f"{self.arch} ({self.subtype})" if self.subtype else self.arch
@@ -121,11 +123,11 @@ def load_model(source: str | os.PathLike | Mapping[str, Any], device: torch.devi
     """Load a checkpoint: ``(network in eval mode, ModelInfo)``.
 
     ``source`` is a ``.pth``/``.pt``/``.ckpt``/``.safetensors`` file, a state dict (wrapped or not)
-    or an ``.onnx`` file. HAT, DRCT and DLGSANet (and restoregen-exported files) are built by
-    restoregen; any other architecture spandrel recognises by spandrel (unless ``allow_spandrel`` is
-    False, or ``$RESTOREGEN_SPANDREL=0``); ONNX files run in onnxruntime. ``overrides`` replace
+    or an ``.onnx`` file. restoregen's own image-to-image networks (and restoregen-exported files)
+    are built by restoregen; any other architecture spandrel recognises by spandrel (unless
+    ``allow_spandrel`` is False, or ``$RESTOREGEN_SPANDREL=0``); ONNX files run in onnxruntime. ``overrides`` replace
     detected constructor arguments of restoregen's networks, e.g. ``img_range=255.0`` or
-    ``tlc_kernel=64`` (see :data:`restoregen.archs.detect.UNRECOVERABLE` for those that cannot be
+    ``tlc_kernel=64`` (``restoregen.archs.network(arch).unrecoverable`` lists those that cannot be
     read from the weights). Raises :class:`CheckpointError` with the reason on any problem.
     """
     name = "<state dict>" if isinstance(source, Mapping) else str(source)
@@ -153,6 +155,9 @@ def load_model(source: str | os.PathLike | Mapping[str, Any], device: torch.devi
     if arch not in list_archs():
         raise CheckpointError(f"{name}: detected {arch}, which this restoregen build does not provide "
                               f"(available: {', '.join(list_archs())})")
+    if network(arch).task != IMAGE_TO_IMAGE:
+        raise CheckpointError(f"{name}: the weights are a {arch} ({network(arch).task}), not an image-to-image "
+                              "network (see `restoregen sample`)")
     try:
         model = build(arch, **kwargs)
     except (TypeError, ValueError) as error:
@@ -162,14 +167,21 @@ def load_model(source: str | os.PathLike | Mapping[str, Any], device: torch.devi
     except CheckpointError as error:
         raise CheckpointError(f"{name}: {error}") from None
     model.eval().requires_grad_(False).to(device)
-    info = ModelInfo(
-        arch=arch,
-        scale=int(kwargs.get("upscale", 1)),
-        in_channels=int(kwargs.get("in_chans", 3)),  # 3: the default of every restoregen network
-        size_multiple=int(getattr(model, "size_multiple", 1)),
-        dtypes=(torch.float32, torch.bfloat16),
-        kwargs=kwargs,
-        source=shown,
-        parameters=sum(p.numel() for p in model.parameters()),
-    )
-    return model, info
+    return model, network_info(arch, model, kwargs, source=shown)
+
+
+def network_info(arch: str, model: nn.Module, kwargs: dict[str, Any], **fields: Any) -> ModelInfo:
+    """The :class:`ModelInfo` of restoregen network ``arch`` built from ``kwargs``, as its registration
+    describes it; ``fields`` set the others (e.g. ``source``, ``dtypes``)."""
+    described = network(arch)
+    return ModelInfo(**{
+        "arch": arch,
+        "scale": described.scale(model),
+        "in_channels": described.in_channels(model),
+        "size_multiple": described.input_multiple(model),
+        "dtypes": (torch.float32, torch.bfloat16),
+        "kwargs": kwargs,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "width": described.width(model),
+        **fields,
+    })

@@ -76,7 +76,7 @@ def load_generator(path: str | Path, lr_mlp: float | None = None):
     """A :class:`~restoregen.archs.styleswin.StyleSwinGenerator` with the weights of ``path``
     (see the module docstring), in eval mode on the CPU, and notes on what was read or skipped.
     Raises :class:`~restoregen.checkpoints.CheckpointError` for unusable files."""
-    from ..archs.styleswin import StyleSwinGenerator, infer_generator_kwargs
+    from ..archs import UnknownArchitecture, build, detect
     from ..checkpoints import CheckpointError, metadata_json, read_checkpoint
 
     path = Path(path)
@@ -85,9 +85,11 @@ def load_generator(path: str | Path, lr_mlp: float | None = None):
     if checkpoint.skipped:
         notes.append(f"skipped (not executed, not loaded): {', '.join(checkpoint.skipped)}")
     try:
-        kwargs = infer_generator_kwargs(state)
-    except KeyError as error:
-        raise CheckpointError(f"{path}: {error.args[0]}") from None
+        arch, kwargs = detect(state)
+    except UnknownArchitecture as error:
+        raise CheckpointError(f"{path}: not a StyleSwin generator state dict ({error})") from None
+    if arch != "StyleSwinGenerator":
+        raise CheckpointError(f"{path}: not a StyleSwin generator state dict: the weights are a {arch}")
     recorded = {**recorded, **(metadata_json(checkpoint, "kwargs") or {})}
     if "size" in recorded and int(recorded["size"]) != kwargs["size"]:
         notes.append(f"recorded size {recorded['size']} disagrees with the weights; using {kwargs['size']}")
@@ -96,7 +98,7 @@ def load_generator(path: str | Path, lr_mlp: float | None = None):
             kwargs[key] = recorded[key]
     if lr_mlp is not None:
         kwargs["lr_mlp"] = lr_mlp
-    generator = StyleSwinGenerator(**kwargs)
+    generator = build("StyleSwinGenerator", **kwargs)
     try:
         generator.load_state_dict(state, strict=True)
     except RuntimeError as error:

@@ -231,8 +231,7 @@ class Upscaler:
 
     def bytes_per_pixel(self) -> float:
         """Peak device memory per input pixel of one forward pass (measured on CUDA, estimated on CPU)."""
-        width = int(self.info.kwargs.get("embed_dim", self.info.kwargs.get("dim", 64)))
-        estimate = torch.finfo(self.dtype).bits / 8 * 64 * width
+        estimate = torch.finfo(self.dtype).bits / 8 * 64 * self.info.width
         if self.device.type != "cuda":
             return estimate
         side = self._round(max(64, 4 * self.info.size_multiple))

@@ -10,13 +10,13 @@ import torch
 
 from restoregen.archs import build
 from restoregen.attention import available_backends, attention_backend
-from restoregen.inference.loading import ModelInfo
+from restoregen.inference.loading import network_info
 from restoregen.inference.tiling import Upscaler
-from tests.reference_data import case_dirs, load_case, params
+from tests.reference_data import case_dirs, image_to_image_families, load_case, params
 
 pytestmark = pytest.mark.cuda
 
-SR_CASES = [p for family in ("hat", "drct", "dlgsanet") for p in case_dirs(family)]
+SR_CASES = [p for family in image_to_image_families() for p in case_dirs(family)]
 HAT_S_X4 = dict(upscale=4, in_chans=3, img_size=64, window_size=16, compress_ratio=24, squeeze_factor=24,
                 conv_scale=0.01, overlap_ratio=0.5, img_range=1.0, depths=[6] * 6, embed_dim=144, num_heads=[6] * 6,
                 mlp_ratio=2, upsampler="pixelshuffle", resi_connection="1conv")
@@ -57,7 +57,7 @@ def test_real_photo_upscale_bf16_and_fp16():
     for precision in ("fp32", "bf16", "fp16"):
         torch.manual_seed(0)
         model = build("HAT", **HAT_S_X4).eval()
-        info = ModelInfo("HAT", 4, 3, model.size_multiple, (torch.float32,), HAT_S_X4)
+        info = network_info("HAT", model, HAT_S_X4, dtypes=(torch.float32,))
         upscaler = Upscaler(model, info, device="cuda", precision=precision, tile=0)
         outputs[precision] = upscaler(photo)
         assert upscaler.dtype == {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]

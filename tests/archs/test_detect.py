@@ -9,11 +9,10 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from restoregen.archs import UnknownArchitecture, build, detect, list_archs
-from restoregen.archs.detect import UNRECOVERABLE
-from tests.reference_data import case_dirs, params, released_files
+from restoregen.archs import UnknownArchitecture, build, detect, family_names, list_archs, network
+from tests.reference_data import case_dirs, image_to_image_families, params, released_files
 
-FAMILIES = ("hat", "drct", "dlgsanet")
+FAMILIES = image_to_image_families()
 FIXTURES = [case for family in FAMILIES for case in case_dirs(family)]
 RELEASED = [path for family in FAMILIES for path in released_files(family)]
 
@@ -52,7 +51,7 @@ def _detect_fixture(case: Path) -> tuple[dict, dict[str, list[int]], str, dict]:
 def test_fixture_config_detected(case: Path) -> None:
     config, _, arch, kwargs = _detect_fixture(case)
     assert arch == config["arch"]
-    listed, unrecoverable = config["kwargs"], UNRECOVERABLE[arch]
+    listed, unrecoverable = config["kwargs"], network(arch).unrecoverable
     assert set(listed) - set(kwargs) <= set(unrecoverable), "a listed kwarg is neither detected nor documented"
     recovered = {k: kwargs[k] for k in listed if k not in unrecoverable}
     assert recovered == {k: listed[k] for k in recovered}
@@ -63,7 +62,7 @@ def test_fixture_config_detected(case: Path) -> None:
 @pytest.mark.parametrize("case", params(FIXTURES))
 def test_fixture_config_builds(case: Path) -> None:
     config, shapes, arch, kwargs = _detect_fixture(case)
-    overrides = {k: v for k, v in config["kwargs"].items() if k in UNRECOVERABLE[arch]}
+    overrides = {k: v for k, v in config["kwargs"].items() if k in network(arch).unrecoverable}
     _assert_builds_same_state_dict(arch, {**kwargs, **overrides}, shapes)
 
 
@@ -119,8 +118,18 @@ def test_hat_variants_round_trip(variant: str) -> None:
 
 
 def test_unknown_state_dict_is_refused() -> None:
-    with pytest.raises(UnknownArchitecture, match="not a HAT, DRCT or DLGSANet.*body.0.weight"):
+    with pytest.raises(UnknownArchitecture, match=f"not a {family_names(None, ' or ')} state dict.*body.0.weight"):
         detect({"body.0.weight": torch.zeros(4, 3, 3, 3)})
     broken = {"layers.0.residual_group.overlap_attn.qkv.weight": torch.zeros(36, 12)}
     with pytest.raises(UnknownArchitecture, match="looks like HAT, but expected the key 'conv_first.weight'"):
         detect(broken)
+
+
+def test_styleswin_generator_is_detected() -> None:
+    kwargs = dict(size=16, style_dim=16, n_mlp=2, channels=[32, 32, 16])
+    with torch.device("meta"):
+        state_dict = build("StyleSwinGenerator", **kwargs).state_dict()
+    arch, detected = detect(state_dict)
+    assert arch == "StyleSwinGenerator"
+    assert {k: detected[k] for k in kwargs} == kwargs
+    _assert_builds_same_state_dict(arch, detected, {k: list(v.shape) for k, v in state_dict.items()})

@@ -5,9 +5,9 @@ import torch
 
 from restoregen.archs import build
 from restoregen.attention import attention_backend, fuses_linear_epilogues
-from tests.reference_data import case_dirs, load_case, params, sr_tolerance
+from tests.reference_data import case_dirs, image_to_image_families, load_case, params, sr_tolerance
 
-SR_CASES = [p for family in ("hat", "drct", "dlgsanet") for p in case_dirs(family)]
+SR_CASES = [p for family in image_to_image_families() for p in case_dirs(family)]
 
 
 @pytest.mark.parametrize("path", params(SR_CASES))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,12 +12,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import restoregen
-from restoregen.archs.detect import UNRECOVERABLE
+from restoregen.archs import family_names, network
 from restoregen.checkpoints import CheckpointError
 from restoregen.inference.loading import default_model_path, load_model, read_state_dict
-from tests.reference_data import case_dirs, load_case, params, sr_tolerance
+from tests.reference_data import case_dirs, image_to_image_families, load_case, params, sr_tolerance
 
-CASES = [case for family in ("hat", "drct", "dlgsanet") for case in case_dirs(family)]
+CASES = [case for family in image_to_image_families() for case in case_dirs(family)]
 
 
 def _save(state_dict: dict[str, torch.Tensor], container: str, folder: Path) -> Path:
@@ -47,7 +48,7 @@ def test_every_config_in_every_container(case: Path, container: str, tmp_path: P
     require_arch(config["arch"])
     model, info = load_model(path)
     assert (info.arch, info.scale, info.in_channels) == (config["arch"], config["kwargs"]["upscale"], 3)
-    listed = {k: v for k, v in config["kwargs"].items() if k not in UNRECOVERABLE[config["arch"]]}
+    listed = {k: v for k, v in config["kwargs"].items() if k not in network(config["arch"]).unrecoverable}
     assert {k: info.kwargs[k] for k in listed} == listed
     assert not model.training
 
@@ -56,7 +57,7 @@ def test_every_config_in_every_container(case: Path, container: str, tmp_path: P
 def test_fixture_output_reproduced(case: Path, require_arch) -> None:
     config, _, io = load_case(case)
     require_arch(config["arch"])
-    overrides = {k: v for k, v in config["kwargs"].items() if k in UNRECOVERABLE[config["arch"]]}
+    overrides = {k: v for k, v in config["kwargs"].items() if k in network(config["arch"]).unrecoverable}
     model, _ = load_model(case / "weights.safetensors", **overrides)
     with torch.no_grad():
         out = model(io["input"])
@@ -97,7 +98,8 @@ def test_errors_name_the_file_and_the_problem(tmp_path: Path, tiny_model_file: P
     with pytest.raises(CheckpointError, match="text.safetensors: not a readable safetensors file"):
         load_model(tmp_path / "text.safetensors")
     torch.save({"body.0.weight": torch.zeros(2, 2)}, tmp_path / "other.pth")
-    with pytest.raises(CheckpointError, match="other.pth: not an architecture that restoregen .HAT, DRCT, DLGSANet. or spandrel"):
+    own = re.escape(f"({family_names()})")
+    with pytest.raises(CheckpointError, match=f"other.pth: not an architecture that restoregen {own} or spandrel"):
         load_model(tmp_path / "other.pth")
     state_dict = load_file(tiny_model_file)
     state_dict["conv_after_body.weight"] = state_dict["conv_after_body.weight"][:, :, :1]

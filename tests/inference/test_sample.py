@@ -125,3 +125,16 @@ def test_user_errors(tmp_path, capsys, weights):
     torch.save({"g_ema": weights}, tmp_path / "g.pth")
     rc, err = _sample(capsys, tmp_path / "g.pth", tmp_path / "out", "--truncation", "-1")
     assert rc == 2 and "--truncation" in err
+
+
+def test_generators_and_upscalers_are_told_apart(tiny_model_file: Path, tmp_path: Path, capsys) -> None:
+    torch.manual_seed(0)
+    path = tmp_path / "g.safetensors"
+    save_file({k: v.contiguous() for k, v in build("StyleSwinGenerator", **KWARGS).state_dict().items()}, path)
+    from restoregen.checkpoints import CheckpointError
+    from restoregen.inference.loading import load_model
+
+    with pytest.raises(CheckpointError, match="g.safetensors: the weights are a StyleSwinGenerator .generator."):
+        load_model(path)
+    assert main(["sample", "--model", str(tiny_model_file), "--n", "1", "--out", str(tmp_path / "out")]) == 2
+    assert "not a StyleSwin generator state dict: the weights are a HAT" in capsys.readouterr().err

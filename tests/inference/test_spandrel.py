@@ -16,6 +16,7 @@ spandrel = pytest.importorskip("spandrel")
 from spandrel.architectures import (  # noqa: E402
     DAT, ESRGAN, PLKSR, SCUNet, SPAN, Compact, NAFNet, OmniSR, Swin2SR, SwinIR)
 
+from restoregen.archs import family_names  # noqa: E402
 from restoregen.checkpoints import CheckpointError  # noqa: E402
 from restoregen.cli import main  # noqa: E402
 from restoregen.inference.io import read_image, write_image  # noqa: E402
@@ -134,7 +135,7 @@ def test_unknown_file_names_keys_as_stored(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError) as error:
         load_model(tmp_path / "odd.pth")
     message = str(error.value)
-    assert "odd.pth: not an architecture that restoregen (HAT, DRCT, DLGSANet) or spandrel" in message
+    assert f"odd.pth: not an architecture that restoregen ({family_names()}) or spandrel" in message
     assert "2 tensors, 14 values; keys as stored: model.mystery.weight [4, 3], model.other.bias [2]" in message
 
 

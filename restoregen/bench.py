@@ -49,7 +49,8 @@ DLGSANET_LIGHT_X4 = dict(upscale=4, in_chans=3, dim=48, groups=4, blocks=3, buil
                          window_size=7, idynamic_num_heads=6, idynamic_ffn_type="GDFN",
                          idynamic_ffn_expansion_factor=2.0, idynamic=True, restormer_num_heads=6,
                          restormer_ffn_type="GDFN", restormer_ffn_expansion_factor=2.0, tlc_flag=True,
-                         tlc_kernel=48, activation="relu", body_norm=False, img_range=1.0, upsampler="pixelshuffledirect")
+                         tlc_kernel=48, activation="relu", body_norm=False, img_range=1.0,
+                         upsampler="pixelshuffledirect")
 STYLESWIN_256 = dict(size=256, style_dim=512, n_mlp=8, channel_multiplier=2, lr_mlp=0.01, enable_full_resolution=8,
                      use_checkpoint=False)
 
@@ -356,7 +357,7 @@ def speedup(result: Result, reference: Result | None) -> float | None:
     out), or the ratio of the two times where rounds were not recorded."""
     if reference is None or not reference.ms or not result.ms:
         return None
-    rounds = list(zip(reference.extra.get("round_ms", []), result.extra.get("round_ms", [])))
+    rounds = list(zip(reference.extra.get("round_ms", []), result.extra.get("round_ms", []), strict=False))
     if rounds and len(rounds) == len(reference.extra["round_ms"]) == len(result.extra["round_ms"]):
         return statistics.median(ref / ms for ref, ms in rounds)
     return reference.ms / result.ms
@@ -374,7 +375,8 @@ def _row(result: Result, peak_gflops: float, reference: Result | None) -> str:
     kernels = result.extra.get("sdpa_kernels")
     kernels = f" SDPA: {', '.join(kernels) or 'none'}" if kernels is not None else ""
     memory = f" {result.peak_mb / reference.peak_mb:5.2f}x mem" if reference and reference.peak_mb and kernels else ""
-    return (f"{result.case:<{CASE_WIDTH}} {result.path:<13} {result.ms:10.1f} {mpix_s} {result.peak_mb:9.0f} {gflop} {peak} "
+    return (f"{result.case:<{CASE_WIDTH}} {result.path:<13} {result.ms:10.1f} {mpix_s} {result.peak_mb:9.0f} "
+            f"{gflop} {peak} "
             f"{speedup_text}{memory}{compile_s}{kernels}")
 
 
@@ -419,7 +421,8 @@ def run(args: argparse.Namespace) -> int:
     rounds = f"median of {repeats}" if cuda else f"median of {repeats} rounds, the paths timed in turn"
     print(f"restoregen bench: {where}, batch 1; {'bf16' if cuda else 'fp32'} matmul peak {peak_gflops:.0f} "
           f"GFLOP/s (2048^3); {rounds}", flush=True)
-    print(f"{'case':<{CASE_WIDTH}} {'path':<13} {'ms':>10} {'MP/s':>8} {'peak MB':>9} {'GFLOP':>8} {'%peak':>6} {'vs math':>7}")
+    print(f"{'case':<{CASE_WIDTH}} {'path':<13} {'ms':>10} {'MP/s':>8} {'peak MB':>9} {'GFLOP':>8} {'%peak':>6} "
+          f"{'vs math':>7}")
     if cuda:
         paths = ["fast bf16", "triton bf16", "math"]
     else:

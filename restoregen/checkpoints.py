@@ -128,7 +128,7 @@ def _read_safetensors(path: Path) -> Checkpoint:
 
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (safe_open is not iterable)
             metadata = dict(handle.metadata() or {})
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from None

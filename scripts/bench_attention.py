@@ -20,13 +20,14 @@ from collections.abc import Callable
 import torch
 
 from restoregen.archs import build
-from restoregen.bench import DLGSANET_LIGHT_X4, DRCT_X4, HAT_S_X4, median_seconds
 from restoregen.attention import (
     WindowAttention,
     attention_backend,
     available_backends,
     dynamic_depthwise_conv,
 )
+from restoregen.bench import DLGSANET_LIGHT_X4, DRCT_X4, HAT_S_X4, median_seconds
+
 
 def hat_window_attention(shifted: bool) -> Callable[[], object]:
     """HAT's (shifted) window attention on a 64x64 map: window 16, dim 180, 6 heads (head size 30)."""

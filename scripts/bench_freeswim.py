@@ -15,6 +15,7 @@ busy the CPU is; the ratios are measured in the same run.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -80,7 +81,7 @@ def bench_memory() -> None:
                       f" {'skipped':>10}")
         print(f"{str(grid):>14} {sliding['tokens']:7d} {sliding['extra_mb']:9.1f} "
               f"{1000 * sliding['extra_mb'] / sliding['tokens']:10.2f} {dense_text}")
-    for (g0, s0, d0), (g1, s1, d1) in zip(rows, rows[1:]):
+    for (g0, s0, d0), (g1, s1, d1) in itertools.pairwise(rows):
         growth = f"sdpa x{s1['extra_mb'] / s0['extra_mb']:.1f}"
         if d0 and d1:
             growth += f", math x{d1['extra_mb'] / d0['extra_mb']:.1f}"

@@ -34,7 +34,8 @@ def main() -> int:
     info = export_weights(opt["network_g"], args.checkpoint, args.out, param_key=args.key,
                           source=Path(args.opt).name, trained_checkpoint=args.checkpoint.name)
     size = args.out.stat().st_size / 2**20
-    print(f"wrote {args.out} ({size:.1f} MiB): {info['arch']} x{info['scale']} from {args.checkpoint} [{info['param_key']}]")
+    print(f"wrote {args.out} ({size:.1f} MiB): {info['arch']} x{info['scale']} from {args.checkpoint} "
+          f"[{info['param_key']}]")
     return 0
 
 

@@ -215,9 +215,8 @@ def missing_modules() -> list[str]:
 
 def _package_index() -> str | None:
     """The package index's host where it answers within seconds, else None (no network)."""
-    from urllib.parse import urlparse
-
     import threading
+    from urllib.parse import urlparse
 
     url = os.environ.get("PIP_INDEX_URL") or "https://pypi.org/simple"
     host = urlparse(url).hostname or "pypi.org"

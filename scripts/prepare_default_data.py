@@ -15,10 +15,11 @@ then, from the folder training will run in (writes ``datasets/default_sr/``):
 
 Output: ``train.lmdb`` (BasicSR's LMDB layout: sub-images of at most ``--patch`` pixels a side,
 keys ``<source>__<photo>__<index>``; the training option files read it), ``train/`` (the whole
-training photos as PNG, named as the ``image_list`` of the first model's stages 1-3), ``val/`` (scikit-image's coffee) and ``test/`` (the held-out
-photos, :data:`HELD_OUT`, as PNG; ``scripts/eval_default.py`` reads them). Only the photographs of
-each package are used: the packages' drawings and renders are not listed in :data:`WALLPAPERS`,
-and tuxpaint's stamps are kept when their opaque part is photographic (:func:`is_photographic`).
+training photos as PNG, named as the ``image_list`` of the first model's stages 1-3), ``val/``
+(scikit-image's coffee) and ``test/`` (the held-out photos, :data:`HELD_OUT`, as PNG;
+``scripts/eval_default.py`` reads them). Only the photographs of each package are used: the packages'
+drawings and renders are not listed in :data:`WALLPAPERS`, and tuxpaint's stamps are kept when their
+opaque part is photographic (:func:`is_photographic`).
 
 Reductions: mate's photos to half size and the other wallpapers by the smallest integer factor that
 brings their long side to 2000 pixels or less (area filter; this removes most JPEG softness, as

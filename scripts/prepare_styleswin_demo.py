@@ -70,7 +70,8 @@ def main() -> int:
     count = 0
     for name, photo in sources(args.mate).items():
         for index in range(args.per_photo):
-            Image.fromarray(np.ascontiguousarray(crop(photo, args.size, rng))).save(args.out / f"{name}_{index:04d}.png")
+            patch = np.ascontiguousarray(crop(photo, args.size, rng))
+            Image.fromarray(patch).save(args.out / f"{name}_{index:04d}.png")
             count += 1
     print(f"prepare_styleswin_demo: wrote {count} crops of {args.size}x{args.size} to {args.out}")
     return 0

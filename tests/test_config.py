@@ -118,13 +118,15 @@ def test_type_names_and_their_options_come_from_the_registries(tmp_path, monkeyp
 
 def test_missing_dataset_folder(tmp_path):
     opt = load_options(write(tmp_path, GOOD.replace("dataroot_gt: {root}", "dataroot_gt: {root}/nowhere")))
-    with pytest.raises(OptionError, match=r"options.yml:9: datasets.train.dataroot_gt: folder '.*nowhere' does not exist"):
+    message = r"options.yml:9: datasets.train.dataroot_gt: folder '.*nowhere' does not exist"
+    with pytest.raises(OptionError, match=message):
         check_paths(opt)
 
 
 def test_unknown_network_argument(tmp_path):
     opt = load_options(write(tmp_path, GOOD.replace("  embed_dim: 12", "  embed_dims: 12")))
-    with pytest.raises(OptionError, match="network_g.embed_dims: HAT has no argument 'embed_dims'; did you mean 'embed_dim'"):
+    message = "network_g.embed_dims: HAT has no argument 'embed_dims'; did you mean 'embed_dim'"
+    with pytest.raises(OptionError, match=message):
         check_network(opt, "network_g")
 
 
@@ -143,7 +145,7 @@ def test_cli_reports_user_errors_in_one_line(tmp_path, capsys, command, old, new
     path = write(tmp_path, GOOD.replace(old, new))
     if command == "test":  # a test file names its test set and weights instead
         text = path.read_text().replace("  train:\n", "  test_1:\n")
-        path.write_text(text + "path:\n  pretrain_network_g: {}\n".format(path))
+        path.write_text(text + f"path:\n  pretrain_network_g: {path}\n")
     assert main([command, "-opt", str(path)]) == 2
     err = capsys.readouterr().err
     if command == "test" and "train.optim_g" in words:  # a test run does not read the optimizer

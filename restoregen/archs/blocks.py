@@ -14,8 +14,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from ..attention import (LinearWeights, WindowAttention, fuses_linear_epilogues, linear_epilogue, pad_to_multiple,
-                         resolve, shifted_window_mask, to_pair)
+from ..attention import (
+    LinearWeights,
+    WindowAttention,
+    fuses_linear_epilogues,
+    linear_epilogue,
+    pad_to_multiple,
+    resolve,
+    shifted_window_mask,
+    to_pair,
+)
 from ..attention.windows import Pair
 
 
@@ -41,7 +49,7 @@ def drop_path_rates(depths: list[int] | tuple[int, ...], rate: float) -> list[li
     """Linearly increasing stochastic-depth rates, split per stage (the Swin rule)."""
     rates = torch.linspace(0, rate, sum(depths), device="cpu").tolist()
     starts = [sum(depths[:i]) for i in range(len(depths))]
-    return [rates[start:start + depth] for start, depth in zip(starts, depths)]
+    return [rates[start:start + depth] for start, depth in zip(starts, depths, strict=True)]
 
 
 class Mlp(nn.Module):

@@ -160,7 +160,7 @@ class PreNormBlock(nn.Module):
 
     def __init__(self, dim: int, mixer: nn.Module, ffn: nn.Module) -> None:
         super().__init__()
-        for name, module in zip(self.parts, (LayerNorm2d(dim), mixer, LayerNorm2d(dim), ffn)):
+        for name, module in zip(self.parts, (LayerNorm2d(dim), mixer, LayerNorm2d(dim), ffn), strict=True):
             self.add_module(name, module)
 
     def forward(self, x: Tensor) -> Tensor:

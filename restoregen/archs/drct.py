@@ -142,7 +142,7 @@ class DRCT(SwinSRFrame):
         self.layers = nn.ModuleList(
             RDG(embed_dim, heads, window, shift_size, resolution, mlp_ratio, gc, qkv_bias, qk_scale, drop_rate,
                 attn_drop_rate, rates[0] if rates else 0.0, norm_layer, use_checkpoint)
-            for heads, rates in zip(num_heads, drop_path_rates(depths, drop_path_rate)))
+            for heads, rates in zip(num_heads, drop_path_rates(depths, drop_path_rate), strict=False))
         self._build_tail(embed_dim, upscale, upsampler, resi_connection, norm_layer, "DRCT")
         self.apply(init_transformer_weights)
 

@@ -13,10 +13,24 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..attention import (cached_relative_position_bias, linear_epilogue, overlap_relative_position_index,
-                         overlapping_window_attention, relative_position_index)
-from .blocks import (CAB, SR_NETWORK, Mlp, SwinBlock, SwinSRFrame, drop_path_rates, init_transformer_weights,
-                     residual_conv, run_blocks)
+from ..attention import (
+    cached_relative_position_bias,
+    linear_epilogue,
+    overlap_relative_position_index,
+    overlapping_window_attention,
+    relative_position_index,
+)
+from .blocks import (
+    CAB,
+    SR_NETWORK,
+    Mlp,
+    SwinBlock,
+    SwinSRFrame,
+    drop_path_rates,
+    init_transformer_weights,
+    residual_conv,
+    run_blocks,
+)
 from .detect import Weights, divisor, layer_ratio, square_side, swinir_frame
 from .registry import register
 
@@ -25,7 +39,8 @@ class OCAB(nn.Module):
     """Overlapping cross-attention: each window's queries attend to a larger window around it."""
 
     def __init__(self, dim: int, window_size: int, overlap_ratio: float, num_heads: int, qkv_bias: bool = True,
-                 qk_scale: float | None = None, mlp_ratio: float = 2, norm_layer: type[nn.Module] = nn.LayerNorm) -> None:
+                 qk_scale: float | None = None, mlp_ratio: float = 2,
+                 norm_layer: type[nn.Module] = nn.LayerNorm) -> None:
         super().__init__()
         self.window_size = window_size
         self.overlap_window = int(window_size * overlap_ratio) + window_size
@@ -157,7 +172,7 @@ class HAT(SwinSRFrame):
                  conv_scale=conv_scale, overlap_ratio=overlap_ratio, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
                  qk_scale=qk_scale, drop=drop_rate, attn_drop=attn_drop_rate, drop_path=rates,
                  norm_layer=norm_layer, use_checkpoint=use_checkpoint)
-            for depth, heads, rates in zip(depths, num_heads, drop_path_rates(depths, drop_path_rate)))
+            for depth, heads, rates in zip(depths, num_heads, drop_path_rates(depths, drop_path_rate), strict=False))
         self._build_tail(embed_dim, upscale, upsampler, resi_connection, norm_layer, "HAT")
         self.apply(init_transformer_weights)
 

@@ -200,7 +200,7 @@ class HaarTransform(nn.Module):
 
     def __init__(self, in_channels: int = 3) -> None:
         super().__init__()
-        for name, kernel in zip(("ll", "lh", "hl", "hh"), haar_kernels()):
+        for name, kernel in zip(("ll", "lh", "hl", "hh"), haar_kernels(), strict=True):
             self.register_buffer(name, kernel)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -212,13 +212,13 @@ class InverseHaarTransform(nn.Module):
 
     def __init__(self, in_channels: int = 3) -> None:
         super().__init__()
-        for name, kernel, sign in zip(("ll", "lh", "hl", "hh"), haar_kernels(), (1, -1, -1, 1)):
+        for name, kernel, sign in zip(("ll", "lh", "hl", "hh"), haar_kernels(), (1, -1, -1, 1), strict=True):
             self.register_buffer(name, kernel * sign)
 
     def forward(self, x: Tensor) -> Tensor:
         bands = x.chunk(4, dim=1)
         kernels = (self.ll, self.lh, self.hl, self.hh)
-        return sum(upfirdn2d(band, k, up=2, pad=(1, 0, 1, 0)) for band, k in zip(bands, kernels))
+        return sum(upfirdn2d(band, k, up=2, pad=(1, 0, 1, 0)) for band, k in zip(bands, kernels, strict=True))
 
 
 # ---------------------------------------------------------------------------------------------

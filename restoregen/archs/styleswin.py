@@ -28,6 +28,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..attention import WindowAttentionCore, shifted_window_mask, to_pair
 from .blocks import Mlp, init_transformer_weights
+from .detect import UnknownArchitecture, Weights
 from .ops import (
     Blur,
     BlurDownsample,
@@ -42,7 +43,6 @@ from .ops import (
     minibatch_stddev,
     sinusoidal_grid,
 )
-from .detect import UnknownArchitecture, Weights
 from .registry import GENERATOR, register
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -230,7 +230,7 @@ class StyleBasicLayer(nn.Module):
         if length != h * w:
             raise ValueError(f"StyleBasicLayer built for {h}x{w} tokens, got {length}")
         x = x.view(b, h, w, c)
-        for block, latent in zip(self.blocks, (latent1, latent2)):
+        for block, latent in zip(self.blocks, (latent1, latent2), strict=True):
             if self.use_checkpoint and torch.is_grad_enabled():
                 x = checkpoint(block, x, latent, use_reentrant=False)
             else:
@@ -379,7 +379,7 @@ class StyleSwinGenerator(nn.Module):
         b = latent.shape[0]
         x = self.input(b).flatten(2).transpose(1, 2)  # B, 16, C
         skip = None
-        for i, (layer, to_rgb) in enumerate(zip(self.layers, self.to_rgbs)):
+        for i, (layer, to_rgb) in enumerate(zip(self.layers, self.to_rgbs, strict=True)):
             x = layer(x, latent[:, 2 * i], latent[:, 2 * i + 1])
             side = math.isqrt(x.shape[1])
             skip = to_rgb(x.transpose(1, 2).reshape(b, -1, side, side), skip)
@@ -509,7 +509,7 @@ class StyleSwinDiscriminator(nn.Module):
             raise ValueError(f"StyleSwinDiscriminator expects (B, 3, {self.size}, {self.size}), got {tuple(x.shape)}")
         wavelets = self.dwt(x)
         out = None
-        for from_rgb, conv in zip(self.from_rgbs, self.convs):
+        for from_rgb, conv in zip(self.from_rgbs[:-1], self.convs, strict=True):
             wavelets, out = from_rgb(wavelets, out)
             out = conv(out)
         _, out = self.from_rgbs[-1](wavelets, out)

@@ -43,6 +43,8 @@ from .modules import WindowAttention, WindowAttentionCore
 from .profiling import sdpa_kernels
 from .sliding import sliding_window_attention, sliding_window_mask
 from .windows import (
+    WindowGroup,
+    WindowLayout,
     cached_relative_position_bias,
     map_windows,
     overlap_relative_position_index,
@@ -53,8 +55,6 @@ from .windows import (
     relative_position_index,
     shifted_window_mask,
     to_pair,
-    WindowGroup,
-    WindowLayout,
     window_layout,
     window_merge,
     window_partition,

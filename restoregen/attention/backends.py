@@ -457,7 +457,7 @@ class RecomputedBackward(torch.autograd.Function):
     def backward(ctx, grad_out):
         with torch.enable_grad():
             leaves = [None if t is None else t.detach().requires_grad_(need)
-                      for t, need in zip(ctx.saved_tensors, ctx.needs_input_grad[2:])]
+                      for t, need in zip(ctx.saved_tensors, ctx.needs_input_grad[2:], strict=False)]
             wanted = [t for t in leaves if t is not None and t.requires_grad]
             grads = iter(torch.autograd.grad(ctx.grad_fn(*leaves), wanted, grad_out) if wanted else ())
         return None, None, *(next(grads) if t is not None and t.requires_grad else None for t in leaves)

@@ -9,10 +9,9 @@ a fused Triton kernel for CUDA (:mod:`.kernels`).
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
-
-import torch
 
 from .backends import RecomputedBackward, resolve, triton_runs_on
 

@@ -196,7 +196,8 @@ def _gathered_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, pl
         padded = F.pad(t, (0, 0, 0, 1))  # token -1 -> the appended zero token
         return split_heads(padded[:, index.long()].view(b, plan.windows, size, -1), num_heads)
 
-    qw, kw, vw = gather(q, plan.q_index, plan.queries), gather(k, plan.k_index, plan.keys), gather(v, plan.k_index, plan.keys)
+    qw = gather(q, plan.q_index, plan.queries)
+    kw, vw = gather(k, plan.k_index, plan.keys), gather(v, plan.k_index, plan.keys)
     mask = plan.dense_mask()
     mask = None if mask is None else torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill(~mask, -100.0)
     out = attend(qw, kw, vw, bias=bias, mask=None if mask is None else mask[:, None], scale=scale, backend="sdpa")

@@ -10,12 +10,12 @@ from .backends import Backend, attend, merge_heads, qkv_heads, resolve, split_he
 from .epilogue import linear_epilogue
 from .windows import (
     Pair,
+    WindowLayout,
     cached_relative_position_bias,
     map_windows,
     relative_position_index,
     shifted_window_mask,
     to_pair,
-    WindowLayout,
     window_layout,
 )
 
@@ -88,8 +88,11 @@ class WindowAttentionCore(nn.Module):
         backend = self._backend(qkv)
         if backend.reference:
             mask = self._official_mask(qkv, shift, mask)
-            return map_windows(lambda windows: WindowAttentionCore.forward(self, *windows.chunk(3, dim=-1), mask, index),
-                               qkv, self.window_size, shift)
+
+            def official(windows: Tensor) -> Tensor:
+                return WindowAttentionCore.forward(self, *windows.chunk(3, dim=-1), mask, index)
+
+            return map_windows(official, qkv, self.window_size, shift)
         if backend.fused_kernel:
             return self._attend_map_triton(qkv, shift, index)
         layout = self._layout(qkv, shift, backend)

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -60,7 +60,7 @@ def resolve_window(grid: Sequence[int], window: Sequence[int | None]) -> tuple[G
     if len(window) != len(grid):
         raise ValueError(f"window {window} must have one extent per grid axis {grid} (None = whole axis)")
     extents = []
-    for n, w in zip(grid, window):
+    for n, w in zip(grid, window, strict=True):
         if w is not None and int(w) < 1:
             raise ValueError(f"window extents must be positive or None, got {window}")
         extents.append(n if w is None else min(int(w), n))
@@ -92,7 +92,7 @@ def _outer_and(masks: Sequence[Tensor]) -> Tensor:
 @functools.lru_cache(maxsize=32)
 @_no_inference
 def _dense_mask(grid: Grid, window: Window, global_tokens: int, device: torch.device) -> Tensor:
-    grid_mask = _outer_and([_axis_mask(n, w, device) for n, w in zip(grid, window)])
+    grid_mask = _outer_and([_axis_mask(n, w, device) for n, w in zip(grid, window, strict=True)])
     if not global_tokens:
         return grid_mask
     total = global_tokens + grid_mask.shape[0]
@@ -150,10 +150,10 @@ def _tile_sizes(grid: Grid, window: Window) -> list[int]:
     mask fits ``_TILE_MASK_ELEMENTS``, the largest windowed side is halved (that also shrinks the
     box of keys), and the whole axes only after them.
     """
-    tile = [n if w >= n else max(1, w // 4) for n, w in zip(grid, window)]
-    windowed = [a for a, (n, w) in enumerate(zip(grid, window)) if w < n]
+    tile = [n if w >= n else max(1, w // 4) for n, w in zip(grid, window, strict=True)]
+    windowed = [a for a, (n, w) in enumerate(zip(grid, window, strict=True)) if w < n]
     while True:
-        keys = math.prod(min(n, t + w - 1) for n, w, t in zip(grid, window, tile))
+        keys = math.prod(min(n, t + w - 1) for n, w, t in zip(grid, window, tile, strict=True))
         if math.prod(tile) * keys <= _TILE_MASK_ELEMENTS or max(tile) == 1:
             return tile
         shrinkable = [a for a in windowed if tile[a] > 1] or range(len(tile))
@@ -174,7 +174,7 @@ class _GatherPlan:
 def _raster_index(positions: Sequence[Tensor], grid: Grid) -> Tensor:
     """Raster indices of the product of per-axis ``(tiles, len_a)`` positions: ``(tiles, prod len_a)``."""
     index = positions[0]
-    for pos, n in zip(positions[1:], grid[1:]):
+    for pos, n in zip(positions[1:], grid[1:], strict=True):
         index = (index[:, :, None] * n + pos[:, None, :]).flatten(1)
     return index
 
@@ -182,7 +182,7 @@ def _raster_index(positions: Sequence[Tensor], grid: Grid) -> Tensor:
 @functools.lru_cache(maxsize=32)
 @_no_inference
 def _gather_plan(grid: Grid, window: Window, device: torch.device) -> _GatherPlan:
-    axes = tuple(_axis_tiles(n, w, t, device) for n, w, t in zip(grid, window, _tile_sizes(grid, window)))
+    axes = tuple(_axis_tiles(n, w, t, device) for n, w, t in zip(grid, window, _tile_sizes(grid, window), strict=True))
     tiles = torch.cartesian_prod(*(torch.arange(a.queries.shape[0], device=device) for a in axes))
     tiles = tiles.reshape(-1, len(axes))
     pattern = torch.zeros(tiles.shape[0], dtype=torch.long, device=device)
@@ -251,10 +251,10 @@ def _flex_tile(grid: Grid, window: Window) -> tuple[int, ...]:
     frames). The other axes share what is left of a 128-token block in powers of two, in the
     window's aspect, so that each block's queries have a small, shared box of keys.
     """
-    tile = [n if w >= n else 1 for n, w in zip(grid, window)]
+    tile = [n if w >= n else 1 for n, w in zip(grid, window, strict=True)]
     free = math.prod(tile)
     for _ in range(int(math.log2(max(1, _FLEX_BLOCK // free)))):
-        growable = [a for a, (n, w) in enumerate(zip(grid, window)) if w < n and 2 * tile[a] <= n]
+        growable = [a for a, (n, w) in enumerate(zip(grid, window, strict=True)) if w < n and 2 * tile[a] <= n]
         if not growable:
             break
         axis = max(growable, key=lambda a: window[a] / tile[a])
@@ -279,10 +279,10 @@ def _flex_plan(grid: Grid, window: Window, global_tokens: int, device: torch.dev
     total = g + length
     tile = _flex_tile(grid, window)
     coords = torch.stack(torch.unravel_index(torch.arange(length, device=device), grid))  # axes, L
-    tiles_per_axis = [-(-n // t) for n, t in zip(grid, tile)]
+    tiles_per_axis = [-(-n // t) for n, t in zip(grid, tile, strict=True)]
     tile_id = torch.zeros(length, dtype=torch.long, device=device)
     offset = torch.zeros(length, dtype=torch.long, device=device)
-    for a, (t, count) in enumerate(zip(tile, tiles_per_axis)):
+    for a, (t, count) in enumerate(zip(tile, tiles_per_axis, strict=True)):
         tile_id = tile_id * count + coords[a] // t
         offset = offset * t + coords[a] % t
     grid_order = torch.argsort(tile_id * math.prod(tile) + offset, stable=True)
@@ -292,8 +292,8 @@ def _flex_plan(grid: Grid, window: Window, global_tokens: int, device: torch.dev
     # per tile-ordered position: coordinates (0 for global tokens) and window bounds
     pos_coords = torch.zeros(len(grid), total, dtype=torch.long, device=device)
     pos_coords[:, g:] = coords[:, grid_order]
-    starts = [window_starts(n, w, device) for n, w in zip(grid, window)]
-    lo = torch.stack([s[c] for s, c in zip(starts, pos_coords)])  # axes, total
+    starts = [window_starts(n, w, device) for n, w in zip(grid, window, strict=True)]
+    lo = torch.stack([s[c] for s, c in zip(starts, pos_coords, strict=True)])  # axes, total
     hi = lo + torch.tensor(window, device=device)[:, None]
     is_global = torch.arange(total, device=device) < g
 

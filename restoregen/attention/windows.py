@@ -299,7 +299,7 @@ def window_layout(height: int, width: int, window: Pair, shift: Pair = (0, 0),
         regions = _shift_regions(height, width, (wh, ww), (sh, sw), device)
         region_labels = window_partition(regions[None, :, :, None], (wh, ww))[0, :, :, 0][window_order]  # nW, N
     groups, start = [], 0
-    for value, count in zip(*torch.unique_consecutive(kind[window_order], return_counts=True)):
+    for value, count in zip(*torch.unique_consecutive(kind[window_order], return_counts=True), strict=True):
         stop = start + count.item()
         group = WindowGroup(start, stop, masks[window_order[start]] if masks is not None and value.item() else None)
         if split_regions and group.mask is not None:

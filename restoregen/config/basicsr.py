@@ -27,8 +27,29 @@ from ..metrics import METRICS
 from ..train.optimizers import OPTIMIZERS
 from ..train.schedulers import SCHEDULERS
 from .schema import (
-    ANY, BOOL, COUNT, FLOAT, INT, NON_NEGATIVE, NON_NEGATIVE_INT, NUMBERS, POSITIVE, PROBABILITY, STR, Bounded, Choice,
-    Either, Invalid, ListOf, Opt, RegisteredTypes, Section, Spec, Tagged, describe, suggest,
+    ANY,
+    BOOL,
+    COUNT,
+    FLOAT,
+    INT,
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    NUMBERS,
+    POSITIVE,
+    PROBABILITY,
+    STR,
+    Bounded,
+    Choice,
+    Either,
+    Invalid,
+    ListOf,
+    Opt,
+    RegisteredTypes,
+    Section,
+    Spec,
+    Tagged,
+    describe,
+    suggest,
 )
 from .yaml_lines import Lines, OptionError, dotted, line_of, option_error, read_yaml
 

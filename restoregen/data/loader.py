@@ -154,7 +154,8 @@ class TrainLoader:
                 self.close()
                 self.restarts += 1
                 if self.restarts > self.max_restarts:
-                    raise RuntimeError(f"data loading failed {self.restarts} times in a row; last error: {error}") from None
+                    raise RuntimeError(f"data loading failed {self.restarts} times in a row; "
+                                       f"last error: {error}") from None
                 reason = (str(error).splitlines() or [type(error).__name__])[0]
                 log.warning("data loader workers failed (%s); restarting them at batch %d (%d/%d)",
                             reason, self.batches, self.restarts, self.max_restarts)

@@ -18,8 +18,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("output", help="output .mp4 file, or a folder for PNG frames")
     parser.add_argument("--prompt", required=True)
     parser.add_argument("--negative-prompt", default=None)
-    parser.add_argument("--height", type=int, default=OFFICIAL.target_size[0], help="target height (default %(default)s)")
-    parser.add_argument("--width", type=int, default=OFFICIAL.target_size[1], help="target width (default %(default)s)")
+    parser.add_argument("--height", type=int, default=OFFICIAL.target_size[0],
+                        help="target height (default %(default)s)")
+    parser.add_argument("--width", type=int, default=OFFICIAL.target_size[1],
+                        help="target width (default %(default)s)")
     parser.add_argument("--train-size", type=int, nargs=2, metavar=("H", "W"), default=OFFICIAL.train_size,
                         help="the model's training size, where the first pass runs (default %(default)s)")
     parser.add_argument("--frames", type=int, default=OFFICIAL.num_frames, help="4k+1 frames (default %(default)s)")
@@ -76,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     model = Path(args.model)
     if not (model / "model_index.json").is_file():
         return _fail(f"{model} is not a diffusers model folder (no model_index.json)")
-    for name, value in (("--height", args.height), ("--width", args.width), *(("--train-size", s) for s in args.train_size)):
+    sizes = (("--height", args.height), ("--width", args.width), *(("--train-size", s) for s in args.train_size))
+    for name, value in sizes:
         if value <= 0 or value % 16:
             return _fail(f"{name} {value} must be a positive multiple of 16")
     if args.frames < 1 or (args.frames - 1) % 4:

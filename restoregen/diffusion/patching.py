@@ -26,9 +26,8 @@ import torch
 from torch import Tensor, nn
 
 from .cache import CrossAttentionCache
-from .processors import (CrossAttnOverrideProcessor, FluxJointAttnProcessor, LTXSelfAttnProcessor,
-                         WanSelfAttnProcessor)
 from .official import OFFICIAL_TRAIN_GRID, official_window
+from .processors import CrossAttnOverrideProcessor, FluxJointAttnProcessor, LTXSelfAttnProcessor, WanSelfAttnProcessor
 from .state import FreeSwimState
 
 _ATTRIBUTE = "_restoregen_freeswim"
@@ -185,9 +184,9 @@ def _train_grid(pipe, model: nn.Module, family: _Family, train_size) -> tuple[in
         raise ValueError("train_size (pixels) needs the pipeline to convert it to tokens; pass train_grid instead")
     per_token = family.pixels_per_token(pipe, model)
     size = (int(train_size), int(train_size)) if isinstance(train_size, int) else tuple(int(s) for s in train_size)
-    if any(s % p for s, p in zip(size, per_token)):
+    if any(s % p for s, p in zip(size, per_token, strict=True)):
         raise ValueError(f"train_size {size} must be a multiple of {per_token} pixels (one token)")
-    return tuple(s // p for s, p in zip(size, per_token))
+    return tuple(s // p for s, p in zip(size, per_token, strict=True))
 
 
 def patch(pipe, method: str = "freeswim", *, train_size: int | tuple[int, int] | None = None,
@@ -231,7 +230,7 @@ def patch(pipe, method: str = "freeswim", *, train_size: int | tuple[int, int] |
         states.append(FreeSwimState(window=tuple(window) if window is not None else official_window(grid),
                                     scale=scale, train_grid=grid, dual=family.dual,
                                     cache=CrossAttentionCache(cache_every, cache_device) if cache_every else None))
-    for model, state in zip(models, states):
+    for model, state in zip(models, states, strict=True):
         family = _family(model)
         record = _Patch(state, {})
         for name, module in model.named_modules():

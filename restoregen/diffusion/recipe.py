@@ -94,8 +94,9 @@ def coarse_to_fine(model, prompt: str, negative_prompt: str | None = None, *,
 
     _place(t2v, device, offload, vae_tiling)
     # encoded once for both passes (the stock video-to-video pipeline's prompt cleaning needs ftfy)
-    embeds = dict(zip(("prompt_embeds", "negative_prompt_embeds"), t2v.encode_prompt(
-        prompt, negative_prompt, do_classifier_free_guidance=guidance_scale > 1.0, device=t2v._execution_device)))
+    encoded = t2v.encode_prompt(prompt, negative_prompt, do_classifier_free_guidance=guidance_scale > 1.0,
+                                device=t2v._execution_device)
+    embeds = dict(zip(("prompt_embeds", "negative_prompt_embeds"), encoded, strict=True))
     base = t2v(height=train_size[0], width=train_size[1], num_frames=num_frames,
                num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, generator=generator(),
                output_type="np", **embeds).frames

@@ -112,7 +112,7 @@ def _describe(name: str, measured: dict) -> list[str]:
 
     with safe_open(str(path), framework="pt") as handle:
         meta = handle.metadata() or {}
-        parameters = sum(math.prod(handle.get_slice(key).get_shape()) for key in handle.keys()
+        parameters = sum(math.prod(handle.get_slice(key).get_shape()) for key in handle.keys()  # noqa: SIM118 (safe_open is not iterable)
                          if "index" not in key and "mask" not in key)  # buffers the network computes
     kwargs = json.loads(meta.get("kwargs", "{}"))
     shape = f"embed {kwargs['embed_dim']}, depths {kwargs['depths']}" if "embed_dim" in kwargs else ""

@@ -139,9 +139,9 @@ def _error(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     import os
 
+    from ..threads import configure_threads
     from .bundled import BundledModelError, resolve_model_argument
     from .loading import CheckpointError, load_model
-    from ..threads import configure_threads
     from .runner import UsageError, prepare_output, process_share, run_jobs, scan_inputs
     from .tiling import Upscaler, resolve_device
 

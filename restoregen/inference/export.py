@@ -67,8 +67,8 @@ def _first_multiple(value: int, multiple: int) -> int:
 
 def _ort_run(path: Path, x: Tensor) -> Tensor:
     import numpy as np
-    import torch
     import onnxruntime as ort
+    import torch
 
     options = ort.SessionOptions()
     options.log_severity_level = 3

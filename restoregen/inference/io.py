@@ -2,8 +2,15 @@
 images of every command (kept here so that ``restoregen.inference.io`` stays importable)."""
 
 from ..imageio import (
-    DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageData, ImageReadError, encode_image, fitting_extension, read_image,
-    unreadable_format, write_image,
+    DEFAULT_MAX_PIXELS,
+    IMAGE_EXTENSIONS,
+    ImageData,
+    ImageReadError,
+    encode_image,
+    fitting_extension,
+    read_image,
+    unreadable_format,
+    write_image,
 )
 
 __all__ = ["DEFAULT_MAX_PIXELS", "IMAGE_EXTENSIONS", "ImageData", "ImageReadError", "encode_image",

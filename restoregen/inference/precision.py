@@ -61,7 +61,9 @@ def _unscale_output(module: nn.Module, args: tuple, out: Tensor) -> Tensor | Non
     out = out.float()
     if module.bias is None:
         return out * scale
-    bias = module.bias.float().view(-1, *([1] * (out.dim() - 2))) if isinstance(module, nn.Conv2d) else module.bias.float()
+    bias = module.bias.float()
+    if isinstance(module, nn.Conv2d):
+        bias = bias.view(-1, *([1] * (out.dim() - 2)))
     return (out - bias) * scale + bias
 
 

@@ -21,8 +21,16 @@ from pathlib import Path
 import torch
 
 from ..fileio import check_writable_folder, remove_stale_parts
-from ..imageio import (DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageData, ImageReadError, fitting_extension,
-                       read_image, unreadable_format, write_image)
+from ..imageio import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_EXTENSIONS,
+    ImageData,
+    ImageReadError,
+    fitting_extension,
+    read_image,
+    unreadable_format,
+    write_image,
+)
 from .tiling import TileProgress, Upscaler
 
 __all__ = ["Job", "Scan", "Summary", "UsageError", "collect_jobs", "existing_output", "prepare_output",

@@ -104,8 +104,8 @@ def tiled_forward(run: Callable[[Tensor], Tensor], image: Tensor, scale: int, ti
     row_bands, col_bands = _bands(rows, tile, height), _bands(cols, tile, width)
     out = weights = None
     done, total = 0, len(rows) * len(cols)
-    for y, (top, bottom) in zip(rows, row_bands):
-        for x, (left, right) in zip(cols, col_bands):
+    for y, (top, bottom) in zip(rows, row_bands, strict=True):
+        for x, (left, right) in zip(cols, col_bands, strict=True):
             patch = image[:, :, y:y + tile, x:x + tile]
             result = run(patch)
             h, w = result.shape[-2:]

@@ -87,7 +87,7 @@ class VGGFeatures(nn.Module):
         if self.use_input_norm:
             x = (x - self.mean) / self.std
         out = {}
-        for name, layer in zip(self.names, self.features):
+        for name, layer in zip(self.names, self.features, strict=True):
             x = layer(x)
             if name in self.layers:
                 out[name] = x.clone()

@@ -10,9 +10,9 @@ from functools import lru_cache
 
 import numpy as np
 
-
 # torchvision's weight files of the LPIPS backbones (looked up in torch hub's cache)
-BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth", "squeeze": "squeezenet1_1-b8a52dc0.pth"}
+BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth",
+                  "squeeze": "squeezenet1_1-b8a52dc0.pth"}
 
 
 @lru_cache(maxsize=3)

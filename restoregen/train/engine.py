@@ -264,7 +264,7 @@ class Engine:
         keep = self.opt["logger"].get("keep_checkpoints", 0)
         if keep <= 0:
             return
-        states = sorted((int(p.stem) for p in (self.root / "training_states").glob("*.state") if p.stem.isdigit()))
+        states = sorted(int(p.stem) for p in (self.root / "training_states").glob("*.state") if p.stem.isdigit())
         for iteration in states[:-keep]:
             state_path(self.root, iteration).unlink(missing_ok=True)
             for label in self.slots:
@@ -390,7 +390,8 @@ class Engine:
                     default = "lower" if metric in recipe.lower_is_better else "higher"
                     better = metric_opts.get(metric, {}).get("better", default)
                     record = self.best.setdefault(dataset, {}).get(metric)
-                    improved = record is None or (value >= record["val"] if better == "higher" else value <= record["val"])
+                    improved = record is None or (
+                        value >= record["val"] if better == "higher" else value <= record["val"])
                     if improved:
                         record = self.best[dataset][metric] = {"val": value, "iter": self.iteration}
                         if first:
@@ -511,10 +512,11 @@ class Engine:
             return
         done = max(self.iteration - start, 1)
         eta = datetime.timedelta(seconds=int(elapsed / done * (self.total_iter - self.iteration)))
-        losses = " ".join(f"{k}: {v:.4e}" for k, v in zip(names, values.tolist()))
+        named = dict(zip(names, values.tolist(), strict=True))
+        losses = " ".join(f"{k}: {v:.4e}" for k, v in named.items())
         log.info("[epoch %d, iter %d, lr %.3e] [eta %s, time (data) %.3f (%.3f)] %s", self.loader.epoch(),
                  self.iteration, lr, eta, elapsed / done, data_time / done, losses)
-        self.scalars.add({f"losses/{k}": v for k, v in zip(names, values.tolist())} | {"lr": lr}, self.iteration)
+        self.scalars.add({f"losses/{k}": v for k, v in named.items()} | {"lr": lr}, self.iteration)
 
 
 

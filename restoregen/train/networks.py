@@ -34,7 +34,7 @@ def network_class(name: str) -> type[nn.Module]:
         pass
     from ..config.schema import suggest
 
-    known = archs.list_archs() + sorted(k for k in registry.keys() if not k.endswith("_basicsr"))
+    known = archs.list_archs() + sorted(k for k in registry.keys() if not k.endswith("_basicsr"))  # noqa: SIM118 (iterating gives pairs)
     raise KeyError(f"unknown network {name!r}{suggest(name, known)} (restoregen has {', '.join(archs.list_archs())}, "
                    "and basicsr's registry does not have it either)")
 

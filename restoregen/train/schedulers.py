@@ -28,7 +28,7 @@ class MultiStepRestartLR:
         self.restarts, self.restart_weights = list(restarts), list(restart_weights)
 
     def lr(self, initial: float, step: int) -> float:
-        started = [(r, w) for r, w in zip(self.restarts, self.restart_weights) if r <= step]
+        started = [(r, w) for r, w in zip(self.restarts, self.restart_weights, strict=True) if r <= step]
         restart, weight = max(started) if started else (0, 1.0)
         decays = bisect.bisect_right(self.milestones, step) - bisect.bisect_right(self.milestones, restart)
         return initial * weight * self.gamma**decays

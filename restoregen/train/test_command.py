@@ -21,9 +21,9 @@ def _test(opt: dict) -> None:
 
     from ..checkpoints import CheckpointError
     from ..config import check_network, check_paths, option_error
-    from ..threads import configure_threads
     from ..data import build_dataset
     from ..data.loader import eval_loader
+    from ..threads import configure_threads
     from .evaluate import evaluate
     from .logs import setup_logging
     from .networks import build_network, load_pretrained, network_class

@@ -90,5 +90,5 @@ def assert_checkpointing_keeps_gradients(plain: nn.Module, checkpointed: nn.Modu
     checkpointed.load_state_dict(plain.state_dict())
     for model in (plain, checkpointed):
         model(x).sum().backward()
-    for (name, a), b in zip(plain.named_parameters(), checkpointed.parameters()):
+    for (name, a), b in zip(plain.named_parameters(), checkpointed.parameters(), strict=True):
         torch.testing.assert_close(a.grad, b.grad, msg=name)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from restoregen.archs import build
-from restoregen.attention import available_backends, attention_backend
+from restoregen.attention import attention_backend, available_backends
 from restoregen.inference.loading import network_info
 from restoregen.inference.tiling import Upscaler
 from tests.reference_data import case_dirs, image_to_image_families, load_case, params

@@ -49,7 +49,7 @@ def test_hybrid_block_fast_path_matches_official_with_gradients():
         out.square().sum().backward()
         results[backend] = (out.detach(), [p.grad.clone() for p in block.parameters()])
     torch.testing.assert_close(results["auto"][0], results["math"][0], rtol=0, atol=1e-5)
-    for fast, official in zip(results["auto"][1], results["math"][1]):
+    for fast, official in zip(results["auto"][1], results["math"][1], strict=True):
         torch.testing.assert_close(fast, official, rtol=1e-4, atol=1e-5)
 
 
@@ -107,5 +107,5 @@ def test_drct_group_trains_with_checkpointing_as_without():
     for group in (plain, checkpointed):
         group(x).square().sum().backward()
         grads.append([p.grad for p in group.parameters()])
-    for a, b in zip(*grads):
+    for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b)

@@ -80,7 +80,7 @@ def test_generator_matches_official(styleswin_dir, backend):
     assert g.n_latent == config["n_latent"]
     seen: dict = {}
     _record(g.style, seen, "inter_styles_w")
-    for i, (layer, to_rgb) in enumerate(zip(g.layers, g.to_rgbs)):
+    for i, (layer, to_rgb) in enumerate(zip(g.layers, g.to_rgbs, strict=True)):
         _record(layer, seen, f"inter_stage{i}_layer_out")
         _record(to_rgb, seen, f"inter_stage{i}_rgb_skip")
     with torch.no_grad(), attention_backend(backend):

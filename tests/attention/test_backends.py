@@ -29,9 +29,8 @@ def test_selection_precedence(monkeypatch):
 
 
 def test_bad_backend_names_are_explained(monkeypatch):
-    with pytest.raises(ValueError, match="fast.*attention_backend"):
-        with attention_backend("fast"):
-            pass
+    with pytest.raises(ValueError, match="fast.*attention_backend"), attention_backend("fast"):
+        pass
     monkeypatch.setenv(ENV_VAR, "cudnn")
     q = torch.randn(1, 1, 4, 8)
     with pytest.raises(ValueError, match=ENV_VAR):
@@ -92,7 +91,7 @@ def test_backend_matches_math_forward_and_backward(backend, head_dim, case):
     ref, ref_grads = _forward_backward("math", q, k, v, bias, mask, scale=0.3)
     out, grads = _forward_backward(backend, q, k, v, bias, mask, scale=0.3)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
-    for got, want in zip(grads, ref_grads):
+    for got, want in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
@@ -120,7 +119,7 @@ def test_window_attention_module_matches_math(backend, dim, heads, shift):
     ref, ref_grads = run("math")
     out, grads = run(backend)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
-    for got, want in zip(grads, ref_grads):
+    for got, want in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 

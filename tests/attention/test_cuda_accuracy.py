@@ -48,7 +48,7 @@ def _relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
 def _assert_close(result, reference, tolerance: float) -> None:
     (out, grads), (ref, ref_grads) = result, reference
     errors = {"output": _relative_error(out, ref)}
-    errors.update({f"grad {i}": _relative_error(g, r) for i, (g, r) in enumerate(zip(grads, ref_grads))})
+    errors.update({f"grad {i}": _relative_error(g, r) for i, (g, r) in enumerate(zip(grads, ref_grads, strict=True))})
     assert max(errors.values()) <= tolerance, errors
 
 

@@ -47,7 +47,7 @@ def test_shift_matches_unfold_forward_and_backward(shape):
     ref, ref_grads = run("unfold")
     out, grads = run("shift")
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
-    for got, want in zip(grads, ref_grads):
+    for got, want in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from restoregen.attention import attention_backend, fuses_linear_epilogues, linear_epilogue, onednn_linear_available
 from restoregen.archs.blocks import Mlp, SwinBlock
+from restoregen.attention import attention_backend, fuses_linear_epilogues, linear_epilogue, onednn_linear_available
 
 needs_onednn = pytest.mark.skipif(not onednn_linear_available(), reason="this torch has no oneDNN fused linear")
 

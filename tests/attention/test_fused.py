@@ -12,6 +12,8 @@ from restoregen.attention import (
     WindowAttention,
     attend,
     attention_backend,
+    backends,
+    fused,
     overlap_relative_position_index,
     overlapping_window_attention,
     overlapping_window_tokens,
@@ -21,7 +23,6 @@ from restoregen.attention import (
     shifted_window_mask,
     window_layout,
 )
-from restoregen.attention import backends, fused
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -114,7 +115,7 @@ def test_flex_window_attention_matches_math(eager_flex, shift, dim, heads):
     ref, ref_grads = _module_run(module, x, "math", shift)
     out, grads = _module_run(module, x, "flex", shift)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
-    for got, want in zip(grads, ref_grads):
+    for got, want in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
@@ -138,7 +139,7 @@ def test_flex_overlapping_windows_match_math(eager_flex):
     ref, ref_grads = _ocab("math", *inputs)
     out, grads = _ocab("flex", *inputs)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
-    for got, want in zip(grads, ref_grads):
+    for got, want in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
@@ -152,7 +153,7 @@ def test_flex_compiles_once_per_shape(device):
     modules = [WindowAttention(60, 8, 2).to(device).eval() for _ in range(3)]
     x = torch.randn(1, 16, 16, 60, device=device)
     with attention_backend("flex"), torch.no_grad():
-        for module, shift in zip(modules, (0, 4, 4)):  # other tables, shifted or not: the same kernel
+        for module, shift in zip(modules, (0, 4, 4), strict=True):  # other tables, shifted or not: the same kernel
             module.forward_map(x, shift)
         graphs = counters["stats"]["unique_graphs"]
         modules[0].forward_map(torch.randn(1, 16, 24, 60, device=device), 4)  # a new shape: one more
@@ -183,7 +184,7 @@ def test_padded_sdpa_equals_unpadded_math_forward_and_backward():
         out = fn(q, k, v, bias)
         outs.append((out, torch.autograd.grad(out, (q, k, v, bias), grad)))
     torch.testing.assert_close(outs[0][0], outs[1][0])
-    for got, want in zip(outs[0][1], outs[1][1]):
+    for got, want in zip(outs[0][1], outs[1][1], strict=True):
         torch.testing.assert_close(got, want)
 
 
@@ -256,5 +257,5 @@ def test_cuda_flex_gathers_the_bias_and_skips_blocks(shift):
     ref, ref_grads = _module_run(module, x, "math", shift)
     out, grads = _module_run(module, x, "flex", shift)
     assert _relative_error(out, ref) <= 1e-3
-    for got, want in zip(grads, ref_grads):
+    for got, want in zip(grads, ref_grads, strict=True):
         assert _relative_error(got, want) <= 1e-3

@@ -71,7 +71,7 @@ def test_window_kernel_matches_math_forward_and_backward(window, size, shift, di
     ref, ref_grads = _window_run(module, x, "math", shift)
     out, grads = _window_run(module, x, "triton", shift)
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
-    for got, want in zip(grads, ref_grads):
+    for got, want in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-4)
 
 
@@ -107,7 +107,7 @@ def test_overlap_kernel_matches_math_forward_and_backward(head_dim):
     ref, ref_grads = run("math")
     out, grads = run("triton")
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
-    for got, want in zip(grads, ref_grads):
+    for got, want in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-4)
 
 
@@ -126,7 +126,7 @@ def test_dynamic_conv_kernel_matches_unfold_forward_and_backward(shape):
     ref, ref_grads = run("unfold")
     out, grads = run("triton")
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
-    for got, want in zip(grads, ref_grads):
+    for got, want in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 

@@ -18,10 +18,10 @@ from restoregen.attention import (
     auto_backend,
     available_backends,
     backend_table,
+    backends,
     resolve,
     window_backend,
 )
-from restoregen.attention import backends
 from restoregen.attention.sliding import auto_sliding_backend
 
 OPS = ("dense", "window", "overlapping", "sliding", "dynamic_conv")

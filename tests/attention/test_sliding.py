@@ -56,7 +56,7 @@ def test_backends_match_math_forward_and_backward(grid, window, global_tokens, b
     out = sliding_window_attention(q, k, v, grid, window, 0.3, global_tokens=global_tokens, backend=backend)
     grads = torch.autograd.grad((out * ref.detach()).sum(), (q, k, v))
     assert (out - ref).abs().max() <= 1e-5
-    for grad, ref_grad in zip(grads, ref_grads):
+    for grad, ref_grad in zip(grads, ref_grads, strict=True):
         assert (grad - ref_grad).abs().max() <= 1e-5
 
 

@@ -81,7 +81,7 @@ def test_overlap_index_is_a_bijection_onto_the_table():
     q = torch.cartesian_prod(torch.arange(8), torch.arange(8))
     k = torch.cartesian_prod(torch.arange(12), torch.arange(12))
     disp = (k[None] - q[:, None]).reshape(-1, 2)
-    pairs = set(zip(map(tuple, disp.tolist()), wrapped.flatten().tolist()))
+    pairs = set(zip(map(tuple, disp.tolist()), wrapped.flatten().tolist(), strict=True))
     assert len(pairs) == len({d for d, _ in pairs}) == len({i for _, i in pairs})
 
 

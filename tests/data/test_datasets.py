@@ -61,7 +61,7 @@ def test_bicubic_crop_equals_the_whole_image_downscale(folders):
         assert torch.allclose(item["lq"], whole_lq[:, top:top + 8, left:left + 8], atol=1e-6)
         gt = torch.from_numpy(whole[..., ::-1].copy()).permute(2, 0, 1)
         assert torch.equal(item["gt"], gt[:, top * SCALE:(top + 8) * SCALE, left * SCALE:(left + 8) * SCALE])
-    assert any(t == 0 or l == 0 for t, l in corners) or len(corners) > 6  # borders and the inside are covered
+    assert any(top == 0 or left == 0 for top, left in corners) or len(corners) > 6  # borders and the inside are covered
 
 
 def test_bicubic_validation_item_is_the_whole_image(folders):
@@ -122,8 +122,8 @@ def test_lmdb_reads_the_same_pixels(folders, tmp_path):
         names = sorted(p.name for p in (folders / kind).iterdir())
         keys = [n.replace(f"{suffix}.png", "") for n in names]
         make_lmdb(str(folders / kind), str(tmp_path / f"{kind}.lmdb"), names, keys)
-    lmdb_set = build_dataset(section(folders, dataroot_gt=str(tmp_path / "gt.lmdb"), dataroot_lq=str(tmp_path / "lq.lmdb"),
-                                     io_backend={"type": "lmdb"}, phase="val"))
+    lmdb_set = build_dataset(section(folders, dataroot_gt=str(tmp_path / "gt.lmdb"),
+                                     dataroot_lq=str(tmp_path / "lq.lmdb"), io_backend={"type": "lmdb"}, phase="val"))
     disk_set = build_dataset(section(folders, phase="val"))
     assert len(lmdb_set) == len(disk_set) == 3
     for i in range(3):

@@ -83,7 +83,7 @@ def test_diff_augment_operations():
     x = torch.randn(6, 3, 16, 16, requires_grad=True)
     assert diff_augment(x, BCR_POLICY, p=0.0) is x
     shifted = diff_augment(x, ["translation"])
-    for out, source in zip(shifted.detach(), x.detach()):  # a whole-pixel shift of at most 2, zeros behind
+    for out, source in zip(shifted.detach(), x.detach(), strict=True):  # a whole-pixel shift of at most 2, zeros behind
         padded = torch.nn.functional.pad(source, (2, 2, 2, 2))
         assert any(torch.allclose(out, padded[:, 2 + dy:18 + dy, 2 + dx:18 + dx], atol=1e-5)
                    for dy, dx in itertools.product(range(-2, 3), repeat=2))
@@ -91,12 +91,12 @@ def test_diff_augment_operations():
     zeros = (cut == 0).all(dim=1)  # one square of up to 8x8 pixels per sample, clipped at the borders
     assert all(0 < z.sum() <= 64 and z.any(0).sum() * z.any(1).sum() == z.sum() for z in zeros)
     flipped = diff_augment(x, ["flip"]).detach()
-    assert all(torch.equal(f, s) or torch.equal(f, s.flip(-1)) for f, s in zip(flipped, x.detach()))
+    assert all(torch.equal(f, s) or torch.equal(f, s.flip(-1)) for f, s in zip(flipped, x.detach(), strict=True))
     out = diff_augment(x, BCR_POLICY)
     out.square().sum().backward()  # differentiable: the gradient reaches the input
     assert x.grad is not None and x.grad.abs().sum() > 0
     half = diff_augment(x.detach(), ["cutout"], p=0.5)  # ADA-style: each sample with probability p
-    unchanged = [torch.equal(a, b) for a, b in zip(half, x.detach())]
+    unchanged = [torch.equal(a, b) for a, b in zip(half, x.detach(), strict=True)]
     assert 0 < sum(unchanged) < 6
     with pytest.raises(ValueError, match="unknown augmentation 'blur'"):
         parse_policy("color,blur")

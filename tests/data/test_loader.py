@@ -39,7 +39,7 @@ def take(loader: TrainLoader, n: int) -> list[dict]:
 
 
 def same(a: list[dict], b: list[dict]) -> bool:
-    return all(torch.equal(x["x"], y["x"]) and torch.equal(x["index"], y["index"]) for x, y in zip(a, b))
+    return all(torch.equal(x["x"], y["x"]) and torch.equal(x["index"], y["index"]) for x, y in zip(a, b, strict=True))
 
 
 def test_stream_covers_each_epoch_once_per_process_pair():

@@ -100,6 +100,5 @@ def test_flux_text_tokens_stay_global():
 
 
 def test_flux_refuses_cache_mode():
-    with pytest.raises(ValueError, match="no cross-attention to cache"):
-        with patched(flux_transformer(), cache_every=2):
-            pass
+    with pytest.raises(ValueError, match="no cross-attention to cache"), patched(flux_transformer(), cache_every=2):
+        pass

@@ -4,8 +4,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from restoregen.diffusion import CrossAttnOverrideProcessor, FreeSwimState, WanSelfAttnProcessor, log_scale
-from restoregen.diffusion import official_window
+from restoregen.diffusion import (
+    CrossAttnOverrideProcessor,
+    FreeSwimState,
+    WanSelfAttnProcessor,
+    log_scale,
+    official_window,
+)
 from tests.reference_data import REFERENCE_DIR
 
 REFERENCE = REFERENCE_DIR / "freeswim"

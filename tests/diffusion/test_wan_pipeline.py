@@ -65,7 +65,8 @@ def test_unpatch_restores_the_pipeline_exactly(wan_pipe):
     reference = generate(wan_pipe, size=64)
     patch(wan_pipe, train_grid=(2, 2))
     assert is_patched(wan_pipe)
-    assert all(type(p).__module__.startswith("restoregen") for p in hooks_and_processors(wan_pipe.transformer)[1].values())
+    patched_processors = hooks_and_processors(wan_pipe.transformer)[1]
+    assert all(type(p).__module__.startswith("restoregen") for p in patched_processors.values())
     generate(wan_pipe, size=64)
     unpatch(wan_pipe)
     assert not is_patched(wan_pipe) and not hasattr(wan_pipe.transformer, "_restoregen_freeswim")
@@ -118,9 +119,8 @@ def test_patch_errors_are_clear(wan_pipe):
         patch(wan_pipe, method="nope")
     with pytest.raises(ValueError, match="no model FreeSwim can patch"):
         patch(object())
-    with patched(wan_pipe):
-        with pytest.raises(ValueError, match="patched already"):
-            patch(wan_pipe)
+    with patched(wan_pipe), pytest.raises(ValueError, match="patched already"):
+        patch(wan_pipe)
     with pytest.raises(ValueError, match="multiple of"):
         patch(wan_pipe, train_size=(30, 40))
     with pytest.raises(ValueError, match="frames, height, width"):
@@ -133,7 +133,8 @@ def test_video_to_video_pipeline_without_cache_context(wan_pipe):
     from diffusers import WanVideoToVideoPipeline
 
     v2v = WanVideoToVideoPipeline.from_pipe(wan_pipe)
-    embeds = dict(zip(("prompt_embeds", "negative_prompt_embeds"), wan_pipe.encode_prompt(PROMPT, NEGATIVE)))
+    encoded = wan_pipe.encode_prompt(PROMPT, NEGATIVE)
+    embeds = dict(zip(("prompt_embeds", "negative_prompt_embeds"), encoded, strict=True))
     video = torch.rand(5, 64, 64, 3, generator=torch.Generator().manual_seed(0)).numpy()
 
     def run(**options):

@@ -132,7 +132,8 @@ def test_default_model_without_model_option(tmp_path: Path, capsys: pytest.Captu
     cv2.imwrite(str(tmp_path / "photo.png"), _photo(24, 32))
     assert main(["upscale", str(tmp_path / "photo.png"), str(tmp_path / "out"), "--device", "cpu"]) == 0
     captured = capsys.readouterr()
-    assert "HAT x4" in captured.out + captured.err and "restoregen_default_x4.safetensors" in captured.out + captured.err
+    said = captured.out + captured.err
+    assert "HAT x4" in said and "restoregen_default_x4.safetensors" in said
     assert cv2.imread(str(tmp_path / "out" / "photo.png")).shape == (96, 128, 3)
 
 

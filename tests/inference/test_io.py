@@ -14,7 +14,13 @@ from PIL import Image, ImageOps
 
 from restoregen.fileio import atomic_write_bytes
 from restoregen.imageio import (
-    ImageData, ImageReadError, encode_image, fitting_extension, image_grid, read_image, write_image,
+    ImageData,
+    ImageReadError,
+    encode_image,
+    fitting_extension,
+    image_grid,
+    read_image,
+    write_image,
 )
 
 RNG = np.random.default_rng(0)

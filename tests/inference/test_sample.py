@@ -85,7 +85,7 @@ def test_our_checkpoints_match_and_do_not_depend_on_batch_size(tmp_path, capsys,
     rc3, _ = _sample(capsys, _official(tmp_path / "o.pt", weights), tmp_path / "c", "--n", "3")
     assert rc1 == rc2 == rc3 == 0, err
     a, b, c = _images(tmp_path / "a"), _images(tmp_path / "b"), _images(tmp_path / "c")
-    assert all(np.array_equal(x, y) and np.array_equal(x, z) for x, y, z in zip(a, b, c))
+    assert all(np.array_equal(x, y) and np.array_equal(x, z) for x, y, z in zip(a, b, c, strict=True))
 
 
 def test_truncation_zero_gives_the_average_image(tmp_path, capsys, weights):

@@ -13,8 +13,7 @@ from safetensors.torch import save_file
 
 spandrel = pytest.importorskip("spandrel")
 
-from spandrel.architectures import (  # noqa: E402
-    DAT, ESRGAN, PLKSR, SCUNet, SPAN, Compact, NAFNet, OmniSR, Swin2SR, SwinIR)
+from spandrel.architectures import DAT, ESRGAN, PLKSR, SPAN, Compact, NAFNet, OmniSR, SCUNet, Swin2SR, SwinIR  # noqa: E402
 
 from restoregen.archs import family_names  # noqa: E402
 from restoregen.checkpoints import CheckpointError  # noqa: E402

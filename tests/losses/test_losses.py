@@ -51,7 +51,8 @@ def test_perceptual_loss_matches_basicsr_with_the_same_local_weights(basicsr_los
     weights = tmp_path / "vgg19-random.pth"
     torch.save({f"features.{k}": v for k, v in vgg_features("vgg19").state_dict().items()}, weights)
     layers = {"conv1_2": 0.1, "conv3_4": 1.0, "conv5_4": 1.0}
-    ours = build_loss({"type": "PerceptualLoss", "layer_weights": layers, "style_weight": 0.5, "vgg_weights": str(weights)})
+    ours = build_loss({"type": "PerceptualLoss", "layer_weights": layers, "style_weight": 0.5,
+                       "vgg_weights": str(weights)})
     vgg_arch = import_basicsr("archs.vgg_arch")
     monkeypatch.setattr(vgg_arch, "VGG_PRETRAIN_PATH", str(weights))  # basicsr's local-file path
 

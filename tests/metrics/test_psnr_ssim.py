@@ -37,9 +37,10 @@ def test_equal_to_basicsr(name, image, restored, crop_border, test_y_channel):
 
 def test_metric_sections_and_chw_order():
     _, image, restored = next(degraded_pairs())
-    by_section = calculate_metric({"img": restored, "img2": image},
-                                  {"type": "calculate_psnr", "crop_border": 4, "test_y_channel": True, "better": "higher"})
-    chw = calculate_psnr(restored.transpose(2, 0, 1), image.transpose(2, 0, 1), 4, input_order="CHW", test_y_channel=True)
+    section = {"type": "calculate_psnr", "crop_border": 4, "test_y_channel": True, "better": "higher"}
+    by_section = calculate_metric({"img": restored, "img2": image}, section)
+    chw = calculate_psnr(restored.transpose(2, 0, 1), image.transpose(2, 0, 1), 4, input_order="CHW",
+                         test_y_channel=True)
     assert by_section == chw == calculate_psnr(restored, image, 4, test_y_channel=True)
     assert calculate_psnr(image, image, 0) == float("inf")
 

@@ -113,7 +113,7 @@ def test_sample_from_the_checkpoints_of_a_run(photos, tmp_path, monkeypatch, cap
         assert "'lr_mlp': 0.02" in notes  # read from the checkpoint, not defaulted
         assert sorted(p.name for p in out.iterdir()) == ["000000.png", "000001.png", "000002.png", "grid.png"]
         images[name] = [np.asarray(Image.open(out / f"{i:06d}.png")) for i in range(3)]
-    for pth, safetensors in zip(images["net_g_latest.pth"], images["net_g_latest.safetensors"]):
+    for pth, safetensors in zip(images["net_g_latest.pth"], images["net_g_latest.safetensors"], strict=True):
         assert pth.shape == (SIZE, SIZE, 3) and np.array_equal(pth, safetensors)  # both hold the EMA generator
 
 

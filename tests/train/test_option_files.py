@@ -18,7 +18,8 @@ from tests.train.helpers import REPO, write_photos
 
 TRAIN_FILES = sorted((REPO / "options" / "train").rglob("*.yml"))
 SHRINK = {"embed_dim": 12, "dim": 12, "depths": [1], "num_heads": [2], "groups": 1, "blocks": 1, "window_size": 4,
-          "img_size": 8, "compress_ratio": 3, "squeeze_factor": 4, "idynamic_num_heads": 2, "restormer_num_heads": 2, "tlc_kernel": 16}
+          "img_size": 8, "compress_ratio": 3, "squeeze_factor": 4, "idynamic_num_heads": 2, "restormer_num_heads": 2,
+          "tlc_kernel": 16}
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ from restoregen.train.schedulers import build_scheduler, set_learning_rate
 @pytest.mark.filterwarnings("ignore:Detected call of")
 @pytest.mark.parametrize("opt", [
     {"type": "MultiStepLR", "milestones": [3, 6, 6, 9], "gamma": 0.5},
-    {"type": "MultiStepRestartLR", "milestones": [3, 8, 12], "gamma": 0.5, "restarts": [0, 10], "restart_weights": [1, 0.5]},
+    {"type": "MultiStepRestartLR", "milestones": [3, 8, 12], "gamma": 0.5, "restarts": [0, 10],
+     "restart_weights": [1, 0.5]},
     {"type": "CosineAnnealingRestartLR", "periods": [5, 7], "restart_weights": [1, 0.5], "eta_min": 1e-7},
 ])
 def test_rates_match_basicsr(opt):

@@ -14,7 +14,6 @@ of ``val.metrics`` and saves images when ``val.save_img`` is set.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from ...config import option_error

@@ -173,6 +173,8 @@ REAL_DEGRADATION: dict[str, Spec] = {
     "resize_range2": ListOf(FLOAT, 2), "gaussian_noise_prob2": FLOAT, "noise_range2": ListOf(FLOAT, 2),
     "poisson_scale_range2": ListOf(FLOAT, 2), "gray_noise_prob2": FLOAT, "jpeg_range2": ListOf(FLOAT, 2),
     "gt_size": INT, "queue_size": INT,
+    # restoregen's: shares of batches given the MATLAB-bicubic LQ, as it is / with the second noise and JPEG
+    "clean_prob": PROBABILITY, "bicubic_degrade_prob": PROBABILITY,
 }
 
 OPTIONS = Section({

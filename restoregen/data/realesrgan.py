@@ -96,8 +96,11 @@ def _filter(images: Tensor, kernels: Tensor) -> Tensor:
 
 class SecondOrderDegradation(torch.nn.Module):
     """The two-stage degradation on device; ``opt`` is the option file's top level (``scale``,
-    ``resize_prob``, ``noise_range``, ... ``jpeg_range2``). Randomness comes from Python's
-    ``random``, numpy and torch, all saved in checkpoints."""
+    ``resize_prob``, ``noise_range``, ... ``jpeg_range2``). Two shares of batches (both 0 by
+    default, as in Real-ESRGAN) skip the blur and random resizes and start from the MATLAB-bicubic
+    downscale: ``clean_prob`` keeps it as it is, ``bicubic_degrade_prob`` adds the second stage's
+    noise and JPEG to it. Randomness comes from Python's ``random``, numpy and torch, all saved in
+    checkpoints."""
 
     def __init__(self, opt: dict) -> None:
         super().__init__()
@@ -105,6 +108,12 @@ class SecondOrderDegradation(torch.nn.Module):
         self.scale = int(opt["scale"])
         self.jpeg = import_basicsr("utils.diffjpeg").DiffJPEG(differentiable=False)
         self.sharpen = import_basicsr("utils.img_process_util").USMSharp()
+        self.clean_prob = float(opt.get("clean_prob", 0.0))
+        self.bicubic_degrade_prob = float(opt.get("bicubic_degrade_prob", 0.0))
+
+    def _bicubic(self, images: Tensor) -> Tensor:
+        imresize = import_basicsr("utils.matlab_functions").imresize
+        return torch.stack([imresize(image, 1 / self.scale) for image in images])
 
     def _resize(self, images: Tensor, probs: list[float], scale_range: list[float], size=None) -> Tensor:
         direction = random.choices(["up", "down", "keep"], probs)[0]
@@ -141,6 +150,12 @@ class SecondOrderDegradation(torch.nn.Module):
         """LQ batch (rounded to 8 bit) for the GT batch ``gt`` (B, 3, H, W) in [0, 1]."""
         opt = self.opt
         height, width = gt.shape[-2:]
+        if self.clean_prob or self.bicubic_degrade_prob:
+            draw = np.random.uniform()
+            if draw < self.clean_prob:
+                return _to_8bit(self._bicubic(gt))
+            if draw < self.clean_prob + self.bicubic_degrade_prob:
+                return _to_8bit(self._compress(self._noise(self._bicubic(gt), "2"), opt["jpeg_range2"]))
         out = _filter(gt, kernel1)
         out = self._resize(out, opt["resize_prob"], opt["resize_range"])
         out = self._compress(self._noise(out, ""), opt["jpeg_range"])
@@ -153,7 +168,11 @@ class SecondOrderDegradation(torch.nn.Module):
             out = self._compress(self._resize_back_and_sinc(out, lq_size, sinc_kernel), opt["jpeg_range2"])
         else:
             out = self._resize_back_and_sinc(self._compress(out, opt["jpeg_range2"]), lq_size, sinc_kernel)
-        return torch.clamp((out * 255.0).round(), 0, 255) / 255.0
+        return _to_8bit(out)
+
+
+def _to_8bit(images: Tensor) -> Tensor:
+    return torch.clamp((images * 255.0).round(), 0, 255) / 255.0
 
 
 def random_crop_pair(gts: list[Tensor], lq: Tensor, gt_size: int, scale: int) -> tuple[list[Tensor], Tensor]:

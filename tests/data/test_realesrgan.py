@@ -76,3 +76,26 @@ def test_pair_pool_mixes_batches():
     assert set(lq.flatten().tolist()) <= {0.0, 1.0} and torch.equal(lq[:, :, :1, :1], gt[:, :, :1, :1])
     with pytest.raises(ValueError, match="not a multiple"):
         PairPool(5)(*batches[0])
+
+
+def test_clean_prob_gives_the_rounded_matlab_bicubic_downscale(dataset):
+    from torch.utils.data import default_collate
+
+    from restoregen._compat import import_basicsr
+
+    with seeded_rngs(2):
+        batch = default_collate([dataset[0], dataset[0]])
+    kernels = batch["kernel1"], batch["kernel2"], batch["sinc_kernel"]
+    np.random.seed(0)
+    clean = SecondOrderDegradation({**OPTIONS, "clean_prob": 1.0})(batch["gt"], *kernels)
+    imresize = import_basicsr("utils.matlab_functions").imresize
+    expected = torch.stack([(imresize(image, 1 / 4) * 255).round().clamp(0, 255) / 255 for image in batch["gt"]])
+    torch.testing.assert_close(clean, expected, rtol=0, atol=1e-6)
+    np.random.seed(0)
+    degraded = SecondOrderDegradation({**OPTIONS, "clean_prob": 0.0})(batch["gt"], *kernels)
+    assert degraded.shape == clean.shape and (degraded - clean).abs().mean() > 1e-3
+    np.random.seed(0)
+    noisy = SecondOrderDegradation({**OPTIONS, "bicubic_degrade_prob": 1.0})(batch["gt"], *kernels)
+    assert torch.allclose(noisy * 255, (noisy * 255).round(), atol=1e-4)
+    # noise and JPEG on the bicubic LQ: near it (sigma <= 25/255 and JPEG), not equal to it
+    assert 1e-3 < (noisy - clean).abs().mean() < 0.1

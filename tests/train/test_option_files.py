@@ -127,3 +127,20 @@ def test_training_file_runs_one_iteration(path, data, random_vgg19, tmp_path, mo
     elif opt.get("val"):
         assert "validation" in capsys.readouterr().err
 
+
+
+@pytest.mark.parametrize("shares, words", [
+    ({"clean_prob": 1.5}, ": clean_prob: must be at most 1, got 1.5"),
+    ({"clean_prob": 0.6, "bicubic_degrade_prob": 0.5},
+     ": bicubic_degrade_prob: clean_prob + bicubic_degrade_prob must be at most 1"),
+])
+def test_bad_bicubic_shares_name_the_option(data, random_vgg19, tmp_path, monkeypatch, capsys, shares, words):
+    path = REPO / "options" / "train" / "default" / "train_restoregen_real_x4.yml"
+    opt = shrink(yaml.safe_load(path.read_text()), data, random_vgg19)
+    opt.update(shares)
+    options = tmp_path / path.name
+    options.write_text(yaml.safe_dump(opt, sort_keys=False))
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "-opt", str(options)]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err

@@ -42,6 +42,8 @@ class SRRecipe(Recipe):
             missing = [k for k in ("resize_prob", "noise_range", "jpeg_range", "resize_prob2") if k not in opt]
             if missing:
                 raise option_error(opt, missing[0], f"model type {opt['model_type']} needs the degradation options")
+            if opt.get("clean_prob", 0) + opt.get("bicubic_degrade_prob", 0) > 1:
+                raise option_error(opt, "bicubic_degrade_prob", "clean_prob + bicubic_degrade_prob must be at most 1")
             self.degrade = SecondOrderDegradation(opt).to(engine.device)
             self.pool = PairPool(opt.get("queue_size", 180))
 

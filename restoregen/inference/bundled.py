@@ -40,7 +40,8 @@ BUNDLED: dict[str, BundledModel] = {model.name: model for model in (
                  "MATLAB-bicubic LR"),
     BundledModel("restoregen-real-x4", "restoregen_real_x4.safetensors", 4,
                  "JPEG-compressed or noisy photos (downloads, phone pictures), x4",
-                 f"{CORPUS}, Real-ESRGAN-style degradations (blur, resize, noise, JPEG, twice)"),
+                 f"{CORPUS}, MATLAB-bicubic LR: 30 % as it is, 40 % with noise and JPEG, 30 % with "
+                 "Real-ESRGAN-style degradations (blur, resize, noise, JPEG, twice)"),
 )}
 DEFAULT_FOR_SCALE = {2: "restoregen-x2", 3: "restoregen-x3", 4: "restoregen-x4"}
 DEFAULT_SCALE = 4

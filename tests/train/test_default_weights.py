@@ -33,3 +33,37 @@ def test_export_round_trip(tmp_path):
     assert meta["note"] == "test" and meta["param_key"] == "params_ema"
     x = torch.rand(1, 3, 8, 8)
     assert torch.equal(loaded(x), net.eval()(x))
+
+
+def test_grow_hat_adds_groups_that_start_as_the_identity(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    from restoregen.archs import build
+    from restoregen.train.export import export_weights
+    from tests.train.helpers import tiny_hat, tiny_options, write_options, write_photos
+
+    spec = importlib.util.spec_from_file_location("grow_hat", REPO / "scripts" / "grow_hat.py")
+    grow_hat = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(grow_hat)
+    small_kwargs = {k: v for k, v in tiny_hat().items() if k != "type"}
+    torch.manual_seed(0)
+    small = build("HAT", **small_kwargs)
+    torch.save({"params": small.state_dict(), "params_ema": small.state_dict()}, tmp_path / "net_g_1.pth")
+    export_weights(tiny_hat(), tmp_path / "net_g_1.pth", tmp_path / "small.safetensors")
+    large_net = {**tiny_hat(), "depths": [1, 1], "num_heads": [2, 2]}
+    options = write_options(tmp_path / "large.yml",
+                            {**tiny_options(write_photos(tmp_path / "photos"), val=False), "network_g": large_net})
+    argv = ["grow_hat", "-opt", str(options), "--source", str(tmp_path / "small.safetensors"),
+            "--out", str(tmp_path / "large.pth")]
+    monkeypatch.setattr("sys.argv", argv)
+    assert grow_hat.main() == 0
+    state = torch.load(tmp_path / "large.pth", weights_only=True)
+    large = build("HAT", **{k: v for k, v in large_net.items() if k != "type"})
+    large.load_state_dict(state["params_ema"], strict=True)
+    x = torch.rand(1, 3, 16, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(large.eval()(x), small.eval()(x), rtol=0, atol=1e-6)
+    assert state["params"]["layers.1.residual_group.blocks.0.attn.qkv.weight"].abs().sum() > 0  # drawn, not zero
+    monkeypatch.setattr("sys.argv", [*argv[:3], "--source", str(tmp_path / "large.pth"), *argv[5:]])
+    assert grow_hat.main() == 2
+    assert "large.pth: not a self-describing restoregen .safetensors file" in capsys.readouterr().err

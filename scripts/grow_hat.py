@@ -40,12 +40,9 @@ def main() -> int:
     if opt["network_g"]["type"] != "HAT":
         print(f"grow_hat: error: {args.opt}: network_g.type is {opt['network_g']['type']}, not HAT", file=sys.stderr)
         return 2
-    if not args.source.is_file():
-        print(f"grow_hat: error: {args.source} does not exist", file=sys.stderr)
-        return 2
     try:
         small, _ = load_exported(args.source)
-    except Exception as error:  # safetensors' own error types, missing metadata
+    except Exception as error:  # a missing file, safetensors' own error types, missing metadata
         print(f"grow_hat: error: {args.source}: not a self-describing restoregen .safetensors file ({error})",
               file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -169,6 +170,52 @@ class Upsample(nn.Sequential):
         super().__init__(*layers)
 
 
+class FusedTail(NamedTuple):
+    """A pixel-shuffle tail's linear part as one convolution on the input grid and one pixel shuffle."""
+
+    weight: Tensor  # (out_chans * scale**2, num_feat, 2 * radius + 1, 2 * radius + 1)
+    bias: Tensor
+    radius: int  # input-grid cells the tail reaches: one per 3x3 convolution
+
+
+def _linear_tail(x: Tensor, upsample: nn.Sequential, conv_last: nn.Conv2d) -> Tensor:
+    """``conv_last(upsample(x))`` in ``x``'s dtype, whatever the modules' dtype."""
+    for layer in (*upsample, conv_last):
+        if isinstance(layer, nn.Conv2d):
+            bias = None if layer.bias is None else layer.bias.to(x.dtype)
+            x = F.conv2d(x, layer.weight.to(x.dtype), bias, padding=layer.padding)
+        else:
+            x = layer(x)
+    return x
+
+
+def fuse_tail(upsample: nn.Sequential, conv_last: nn.Conv2d, scale: int) -> FusedTail:
+    """``upsample`` (3x3 convolutions and pixel shuffles) then ``conv_last`` is linear: one
+    convolution on the input grid to ``out_chans * scale**2`` channels, then one pixel shuffle,
+    gives the same output everywhere but in the outermost ring of input cells (where the original
+    pads each stage with zeros). Read off the tail's response to one impulse per input channel."""
+    channels = conv_last.in_channels
+    radius = sum(isinstance(layer, nn.Conv2d) for layer in upsample) + 1
+    size = 2 * radius + 1
+    device = conv_last.weight.device
+    with torch.no_grad(), torch.autocast(device.type, enabled=False):  # float64 sums: the fused weights exact
+        dtype = torch.float32 if device.type == "mps" else torch.float64  # (MPS has no float64)
+        constant = _linear_tail(torch.zeros(1, channels, size, size, device=device, dtype=dtype),
+                                upsample, conv_last)  # the biases' response alone
+        response = []
+        for start in range(0, channels, 16):  # a few impulses at a time: the tail's maps are wide
+            index = torch.arange(start, min(start + 16, channels), device=device)
+            impulses = torch.zeros(len(index), channels, size, size, device=device, dtype=dtype)
+            impulses[torch.arange(len(index)), index, radius, radius] = 1.0
+            response.append(_linear_tail(impulses, upsample, conv_last) - constant)
+        response, constant = torch.cat(response), constant[0]
+        out = constant.shape[0]
+        cells = response.view(channels, out, size, scale, size, scale).permute(1, 3, 5, 0, 2, 4)
+        fused = cells.reshape(out * scale * scale, channels, size, size).flip(-2, -1)  # correlation weights
+        bias = constant.view(out, size, scale, size, scale)[:, radius, :, radius, :].reshape(-1)
+    return FusedTail(fused.float().contiguous(), bias.float().contiguous(), radius)
+
+
 class UpsampleOneStep(nn.Sequential):
     """One conv to ``scale**2 * out_chans`` channels and one PixelShuffle (lightweight SR heads)."""
 
@@ -267,18 +314,28 @@ class SwinBlock(nn.Module):
         """``scale * projection`` applied to the block output ``out + fc2(hidden)``, as a linear map of
         ``out`` (bias included) and one of ``hidden``; cached until a weight changes."""
         fc2 = self.mlp.fc2
-        tensors = (projection.weight, projection.bias, fc2.weight, fc2.bias)
-        key = (scale, torch.is_inference_mode_enabled(),
-               *((t.data_ptr(), t._version) if t is not None else None for t in tensors))
-        cached = self.__dict__.get("_projection_fold")
-        if cached is None or cached[0] != key:
+
+        def fold() -> tuple[LinearWeights, LinearWeights]:
             weight = projection.weight.flatten(1) * scale  # (out, dim)
             bias = projection.bias * scale if projection.bias is not None else weight.new_zeros(weight.shape[0])
             if fc2.bias is not None:
                 bias = bias + weight @ fc2.bias
-            cached = key, (LinearWeights(weight, bias), LinearWeights((weight @ fc2.weight).contiguous()))
-            self.__dict__["_projection_fold"] = cached
-        return cached[1]
+            return LinearWeights(weight, bias), LinearWeights((weight @ fc2.weight).contiguous())
+
+        return derived_weights(self, "_projection_fold", (projection, fc2), fold, scale)
+
+
+def derived_weights(owner: nn.Module, name: str, sources: tuple[nn.Module, ...], build: Callable[[], object],
+                    *extra: object) -> object:
+    """``build()``, cached on ``owner`` as ``name`` until a parameter of ``sources`` changes (in place
+    or replaced), the inference mode or ``extra`` changes: weights computed from weights at inference."""
+    key = (torch.is_inference_mode_enabled(), *extra,
+           *((p.data_ptr(), p._version) for source in sources for p in source.parameters()))
+    cached = owner.__dict__.get(name)
+    if cached is None or cached[0] != key:
+        cached = key, build()
+        owner.__dict__[name] = cached
+    return cached[1]
 
 
 def init_transformer_weights(module: nn.Module) -> None:
@@ -343,10 +400,31 @@ class SRNetwork(nn.Module):
     def reconstruct(self, x: Tensor) -> Tensor:
         """Features ``(B, embed_dim, H, W)`` -> image ``(B, in_chans, sH, sW)``."""
         if self.upsampler == "pixelshuffle":
-            return self.conv_last(self.upsample(self.conv_before_upsample(x)))
+            x = self.conv_before_upsample(x)
+            if fuses_tail(x):
+                return self._fused_upsample(x)
+            return self.conv_last(self.upsample(x))
         if self.upsampler == "pixelshuffledirect":
             return self.upsample(x)
         return self.conv_last(x)
+
+    def _fused_upsample(self, x: Tensor) -> Tensor:
+        """``conv_last(upsample(x))`` by :func:`fuse_tail` (cached until the weights change), the
+        outermost ring of cells by the original tail on strips along the four edges."""
+        tail = derived_weights(self, "_fused_tail", (self.upsample, self.conv_last),
+                               lambda: fuse_tail(self.upsample, self.conv_last, self.upscale))
+        height, width = x.shape[-2:]
+        strip = tail.radius + 2  # cells that give the edge ring exactly (the strip's far side pads wrongly)
+        if min(height, width) <= 2 * strip:
+            return self.conv_last(self.upsample(x))
+        out = F.pixel_shuffle(F.conv2d(x, tail.weight.to(x.dtype), tail.bias.to(x.dtype), padding=tail.radius),
+                              self.upscale)
+        s = self.upscale
+        out[..., :s, :] = self.conv_last(self.upsample(x[..., :strip, :]))[..., :s, :]
+        out[..., -s:, :] = self.conv_last(self.upsample(x[..., -strip:, :]))[..., -s:, :]
+        out[..., :, :s] = self.conv_last(self.upsample(x[..., :, :strip]))[..., :, :s]
+        out[..., :, -s:] = self.conv_last(self.upsample(x[..., :, -strip:]))[..., :, -s:]
+        return out
 
     def forward_image(self, x: Tensor) -> Tensor:
         """The network on the normalised, padded image."""
@@ -427,6 +505,13 @@ class SwinSRFrame(SRNetwork):
         x = self.conv_first(x)
         x = self.conv_after_body(self.forward_features(x)) + x
         return self.reconstruct(x)
+
+
+def fuses_tail(x: Tensor) -> bool:
+    """Whether a pixel-shuffle tail runs as :func:`fuse_tail`'s one convolution: at inference
+    (no autograd), outside torch.compile, on a backend that is not the reference ``math`` (which keeps
+    the official operator order, as ONNX export does)."""
+    return not torch.is_grad_enabled() and not torch.compiler.is_compiling() and not resolve("window", x).reference
 
 
 def residual_conv(dim: int, resi_connection: str, arch: str) -> nn.Module:

@@ -109,3 +109,32 @@ def test_drct_group_trains_with_checkpointing_as_without():
         grads.append([p.grad for p in group.parameters()])
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4, 8])
+def test_fused_tail_gives_the_official_convolutions_and_shuffles(scale):
+    """The pixel-shuffle tail as one convolution (inference on the fast path), edges included, against
+    the official tail; the fused weights follow a weight change; ``math`` and autograd keep the official
+    tail."""
+    torch.manual_seed(scale)
+    model = build("HAT", upscale=scale, img_size=16, window_size=4, compress_ratio=3, squeeze_factor=4, embed_dim=12,
+                  depths=[1], num_heads=[2], mlp_ratio=2, upsampler="pixelshuffle").eval()
+    for layer in (*model.upsample, model.conv_last):
+        if isinstance(layer, torch.nn.Conv2d):
+            torch.nn.init.normal_(layer.bias, std=0.3)  # the biases' response differs at the edges
+    x = torch.randn(2, 64, 14, 17)
+    for _ in range(2):
+        with torch.inference_mode():
+            expected = model.conv_last(model.upsample(x))
+            torch.testing.assert_close(model._fused_upsample(x), expected, rtol=0, atol=1e-5)
+        assert "_fused_tail" in model.__dict__
+        with torch.no_grad():
+            model.conv_last.weight.mul_(2)
+            model.upsample[0].bias.add_(0.1)
+
+    image = torch.rand(1, 3, 14, 17)
+    for backend, grad, fused in (("math", False, False), ("auto", True, False), ("auto", False, True)):
+        model.__dict__.pop("_fused_tail", None)
+        with attention_backend(backend), torch.set_grad_enabled(grad):
+            model(image)
+        assert ("_fused_tail" in model.__dict__) == fused, (backend, grad)

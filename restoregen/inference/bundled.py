@@ -36,8 +36,8 @@ BUNDLED: dict[str, BundledModel] = {model.name: model for model in (
     BundledModel("restoregen-x2", "restoregen_x2.safetensors", 2, "clean photos, x2", f"{CORPUS}, MATLAB-bicubic LR"),
     BundledModel("restoregen-x3", "restoregen_x3.safetensors", 3, "clean photos, x3", f"{CORPUS}, MATLAB-bicubic LR"),
     BundledModel("restoregen-x4", "restoregen_default_x4.safetensors", 4, "clean photos, x4 (the default)",
-                 "42 photos of skimage.data and Debian wallpapers (weights/README.md, stages 1-3), "
-                 "MATLAB-bicubic LR"),
+                 "42 photos of skimage.data and Debian wallpapers (weights/README.md, stages 1-3), then, grown "
+                 f"by a residual group, {CORPUS}; MATLAB-bicubic LR"),
     BundledModel("restoregen-real-x4", "restoregen_real_x4.safetensors", 4,
                  "JPEG-compressed or noisy photos (downloads, phone pictures), x4",
                  f"{CORPUS}, MATLAB-bicubic LR: 30 % as it is, 40 % with noise and JPEG, 30 % with "

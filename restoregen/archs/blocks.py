@@ -175,7 +175,7 @@ class FusedTail(NamedTuple):
 
     weight: Tensor  # (out_chans * scale**2, num_feat, 2 * radius + 1, 2 * radius + 1)
     bias: Tensor
-    radius: int  # input-grid cells the tail reaches: one per 3x3 convolution
+    radius: int  # tail_radius
 
 
 def _linear_tail(x: Tensor, upsample: nn.Sequential, conv_last: nn.Conv2d) -> Tensor:
@@ -189,13 +189,18 @@ def _linear_tail(x: Tensor, upsample: nn.Sequential, conv_last: nn.Conv2d) -> Te
     return x
 
 
+def tail_radius(upsample: nn.Sequential) -> int:
+    """Input-grid cells that ``upsample`` then a 3x3 ``conv_last`` reach: one per 3x3 convolution."""
+    return sum(isinstance(layer, nn.Conv2d) for layer in upsample) + 1
+
+
 def fuse_tail(upsample: nn.Sequential, conv_last: nn.Conv2d, scale: int) -> FusedTail:
     """``upsample`` (3x3 convolutions and pixel shuffles) then ``conv_last`` is linear: one
     convolution on the input grid to ``out_chans * scale**2`` channels, then one pixel shuffle,
     gives the same output everywhere but in the outermost ring of input cells (where the original
     pads each stage with zeros). Read off the tail's response to one impulse per input channel."""
     channels = conv_last.in_channels
-    radius = sum(isinstance(layer, nn.Conv2d) for layer in upsample) + 1
+    radius = tail_radius(upsample)
     size = 2 * radius + 1
     device = conv_last.weight.device
     with torch.no_grad(), torch.autocast(device.type, enabled=False):  # float64 sums: the fused weights exact
@@ -401,29 +406,28 @@ class SRNetwork(nn.Module):
         """Features ``(B, embed_dim, H, W)`` -> image ``(B, in_chans, sH, sW)``."""
         if self.upsampler == "pixelshuffle":
             x = self.conv_before_upsample(x)
-            if fuses_tail(x):
-                return self._fused_upsample(x)
-            return self.conv_last(self.upsample(x))
+            return self._fused_upsample(x) if fuses_tail(x) else self._official_upsample(x)
         if self.upsampler == "pixelshuffledirect":
             return self.upsample(x)
         return self.conv_last(x)
 
+    def _official_upsample(self, x: Tensor) -> Tensor:
+        return self.conv_last(self.upsample(x))
+
     def _fused_upsample(self, x: Tensor) -> Tensor:
-        """``conv_last(upsample(x))`` by :func:`fuse_tail` (cached until the weights change), the
-        outermost ring of cells by the original tail on strips along the four edges."""
+        """:meth:`_official_upsample` by :func:`fuse_tail` (cached until the weights change), the
+        outermost ring of cells by the official tail on strips along the four edges."""
+        strip = tail_radius(self.upsample) + 2  # gives the edge ring exactly (the far side pads wrongly)
+        if min(x.shape[-2:]) <= 2 * strip:
+            return self._official_upsample(x)
         tail = derived_weights(self, "_fused_tail", (self.upsample, self.conv_last),
                                lambda: fuse_tail(self.upsample, self.conv_last, self.upscale))
-        height, width = x.shape[-2:]
-        strip = tail.radius + 2  # cells that give the edge ring exactly (the strip's far side pads wrongly)
-        if min(height, width) <= 2 * strip:
-            return self.conv_last(self.upsample(x))
         out = F.pixel_shuffle(F.conv2d(x, tail.weight.to(x.dtype), tail.bias.to(x.dtype), padding=tail.radius),
                               self.upscale)
         s = self.upscale
-        out[..., :s, :] = self.conv_last(self.upsample(x[..., :strip, :]))[..., :s, :]
-        out[..., -s:, :] = self.conv_last(self.upsample(x[..., -strip:, :]))[..., -s:, :]
-        out[..., :, :s] = self.conv_last(self.upsample(x[..., :, :strip]))[..., :, :s]
-        out[..., :, -s:] = self.conv_last(self.upsample(x[..., :, -strip:]))[..., :, -s:]
+        for inner, outer in ((slice(None, strip), slice(None, s)), (slice(-strip, None), slice(-s, None))):
+            out[..., outer, :] = self._official_upsample(x[..., inner, :])[..., outer, :]
+            out[..., :, outer] = self._official_upsample(x[..., :, inner])[..., :, outer]
         return out
 
     def forward_image(self, x: Tensor) -> Tensor:

@@ -47,7 +47,10 @@ def run(args: argparse.Namespace) -> int:
         opt, recipe = load_training_options(args.opt)
         from .engine import Engine
 
-        Engine(opt, auto_resume=args.auto_resume, debug=args.debug, threads=args.threads).run(recipe)
+        engine = Engine(opt, auto_resume=args.auto_resume, debug=args.debug, threads=args.threads)
+        engine.run(recipe)
+        if engine.world_size > 1:
+            _end_without_teardown()
     except OptionError as error:
         print(f"restoregen train: error: {error}", file=sys.stderr)
         return 2
@@ -55,3 +58,20 @@ def run(args: argparse.Namespace) -> int:
         print("restoregen train: interrupted; continue with --auto-resume", file=sys.stderr)
         return 130
     return 0
+
+
+def _end_without_teardown() -> None:
+    """End a finished process of a multi-process run, exit status 0, past the interpreter's teardown.
+
+    DistributedDataParallel keeps the gloo process group, and its threads, alive after
+    ``destroy_process_group`` (torch 2.x); the interpreter's teardown then aborts now and then
+    ("terminate called without an active exception"), failing ``accelerate launch`` after a good run.
+    Everything the run writes is closed and flushed first.
+    """
+    import logging
+    import os
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -521,7 +521,8 @@ class Engine:
 
 
 def _leave_process_group(synchronize: bool) -> None:
-    """Destroy the distributed process group: gloo's threads still running at exit abort the process.
+    """Destroy the distributed process group (``restoregen train`` then ends its processes without the
+    interpreter's teardown: see ``command._end_without_teardown``).
 
     After a finished run the processes first meet in a barrier, so that none tears its connections
     down while another still uses them (once seen as an abort of rank 1 at exit); after an error

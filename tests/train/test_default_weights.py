@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from restoregen.train.export import load_exported
@@ -35,7 +36,12 @@ def test_export_round_trip(tmp_path):
     assert torch.equal(loaded(x), net.eval()(x))
 
 
-def test_grow_hat_adds_groups_that_start_as_the_identity(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize(("depths", "drawn"), [
+    ([1, 1], "layers.1.residual_group.blocks.0.attn.qkv.weight"),  # a new group
+    ([3], "layers.0.residual_group.blocks.2.mlp.fc1.weight"),  # new blocks at the end of the group
+    ([2, 1], "layers.0.residual_group.blocks.1.attn.qkv.weight"),  # both
+])
+def test_grow_hat_adds_groups_and_blocks_that_start_as_the_identity(depths, drawn, tmp_path, monkeypatch, capsys):
     import importlib.util
 
     from restoregen.archs import build
@@ -50,7 +56,7 @@ def test_grow_hat_adds_groups_that_start_as_the_identity(tmp_path, monkeypatch, 
     small = build("HAT", **small_kwargs)
     torch.save({"params": small.state_dict(), "params_ema": small.state_dict()}, tmp_path / "net_g_1.pth")
     export_weights(tiny_hat(), tmp_path / "net_g_1.pth", tmp_path / "small.safetensors")
-    large_net = {**tiny_hat(), "depths": [1, 1], "num_heads": [2, 2]}
+    large_net = {**tiny_hat(), "depths": depths, "num_heads": [2] * len(depths)}
     options = write_options(tmp_path / "large.yml",
                             {**tiny_options(write_photos(tmp_path / "photos"), val=False), "network_g": large_net})
     argv = ["grow_hat", "-opt", str(options), "--source", str(tmp_path / "small.safetensors"),
@@ -63,7 +69,11 @@ def test_grow_hat_adds_groups_that_start_as_the_identity(tmp_path, monkeypatch, 
     x = torch.rand(1, 3, 16, 24)
     with torch.no_grad():
         torch.testing.assert_close(large.eval()(x), small.eval()(x), rtol=0, atol=1e-6)
-    assert state["params"]["layers.1.residual_group.blocks.0.attn.qkv.weight"].abs().sum() > 0  # drawn, not zero
+    assert state["params"][drawn].abs().sum() > 0  # drawn, not zero
     monkeypatch.setattr("sys.argv", [*argv[:3], "--source", str(tmp_path / "large.pth"), *argv[5:]])
     assert grow_hat.main() == 2
     assert "large.pth: not a self-describing restoregen .safetensors file" in capsys.readouterr().err
+    write_options(options, {**tiny_options(write_photos(tmp_path / "photos"), val=False), "network_g": tiny_hat()})
+    monkeypatch.setattr("sys.argv", argv)
+    assert grow_hat.main() == 2
+    assert f"network_g's depths {tiny_hat()['depths']} do not extend" in capsys.readouterr().err

@@ -111,8 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     from restoregen.train.export import load_exported
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default=",".join(BUNDLED),
-                        help="bundled model names, comma-separated (default: all in this installation)")
+    parser.add_argument("--models", help="bundled model names, comma-separated (default: all in this installation)")
     parser.add_argument("--weights", type=Path, action="append", default=[],
                         help="a self-describing restoregen .safetensors file instead (repeatable)")
     parser.add_argument("--images", type=Path, default=Path("datasets/default_sr/test"))
@@ -120,9 +119,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help=f"write the results to weights/{RESULTS_FILE}")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.weights and args.models is not None:
+        parser.error("--models and --weights: give one of them (--weights measures only its files)")
+    if args.weights and args.write:
+        parser.error(f"--write records the bundled models only; it cannot be combined with --weights "
+                     f"(weights/{RESULTS_FILE} would lose their figures)")
     if args.weights:
         models = {path.stem: path for path in args.weights}
     else:
+        args.models = args.models or ",".join(BUNDLED)
         unknown = [n for n in args.models.split(",") if n not in BUNDLED]
         if unknown:
             parser.error(f"--models: unknown {', '.join(unknown)} (bundled: {', '.join(BUNDLED)})")

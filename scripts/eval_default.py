@@ -127,11 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.weights:
         models = {path.stem: path for path in args.weights}
     else:
-        args.models = args.models or ",".join(BUNDLED)
-        unknown = [n for n in args.models.split(",") if n not in BUNDLED]
+        names = args.models.split(",") if args.models else list(BUNDLED)
+        unknown = [n for n in names if n not in BUNDLED]
         if unknown:
             parser.error(f"--models: unknown {', '.join(unknown)} (bundled: {', '.join(BUNDLED)})")
-        models = {name: bundled_path(name) for name in args.models.split(",")}
+        models = {name: bundled_path(name) for name in names}
         for name in [n for n, p in models.items() if p is None]:
             print(f"{name}: not in this installation, skipped")
             del models[name]

@@ -3,7 +3,6 @@ held-out photos never reach training."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -12,17 +11,15 @@ import numpy as np
 import pytest
 import yaml
 
+from tests.scripts import load_script
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def prepare():
-    spec = importlib.util.spec_from_file_location("prepare_default_data", REPO / "scripts" / "prepare_default_data.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    yield load_script("prepare_default_data")
+    del sys.modules["prepare_default_data"]
 
 
 def _image_lists() -> dict[str, list[str]]:

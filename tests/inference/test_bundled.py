@@ -14,7 +14,7 @@ from restoregen.archs import build
 from restoregen.cli import main
 from restoregen.inference import bundled
 from restoregen.inference.bundled import BUNDLED, BundledModelError, resolve_model_argument
-from tests.train.helpers import REPO
+from tests.scripts import load_script
 
 TINY_HAT = dict(in_chans=3, img_size=8, window_size=4, compress_ratio=3, squeeze_factor=4, conv_scale=0.01,
                 overlap_ratio=0.5, img_range=1.0, depths=[1], embed_dim=12, num_heads=[2], mlp_ratio=2,
@@ -129,11 +129,7 @@ def test_every_bundled_model_of_this_installation_matches_its_entry() -> None:
     (["--weights", "mine.safetensors", "--write"], "--write records the bundled models only"),
 ])
 def test_eval_default_refuses_options_that_would_mislead(arguments, message, capsys) -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("eval_default", REPO / "scripts" / "eval_default.py")
-    eval_default = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(eval_default)
+    eval_default = load_script("eval_default")
     with pytest.raises(SystemExit) as exit_info:
         eval_default.main(arguments)
     assert exit_info.value.code == 2

@@ -42,15 +42,12 @@ def test_export_round_trip(tmp_path):
     ([2, 1], "layers.0.residual_group.blocks.1.attn.qkv.weight"),  # both
 ])
 def test_grow_hat_adds_groups_and_blocks_that_start_as_the_identity(depths, drawn, tmp_path, monkeypatch, capsys):
-    import importlib.util
-
     from restoregen.archs import build
     from restoregen.train.export import export_weights
+    from tests.scripts import load_script
     from tests.train.helpers import tiny_hat, tiny_options, write_options, write_photos
 
-    spec = importlib.util.spec_from_file_location("grow_hat", REPO / "scripts" / "grow_hat.py")
-    grow_hat = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(grow_hat)
+    grow_hat = load_script("grow_hat")
     small_kwargs = {k: v for k, v in tiny_hat().items() if k != "type"}
     torch.manual_seed(0)
     small = build("HAT", **small_kwargs)

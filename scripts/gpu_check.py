@@ -28,12 +28,20 @@ within ``--budget`` seconds (480 by default: 8 minutes on an H100/H200). The ste
 ``pytest_cuda``    ``pytest -m cuda`` (every backend against ``math``, forward and backward, ...).
 ``train_smoke``    ``accelerate launch`` of ``restoregen train`` on one device: a tiny HAT, bf16.
 ``train_2gpu``     the same on two GPUs (``--multi_gpu``), skipped with the reason below two.
+``train_bundled``  only when ``--steps`` names it: continues the training of the bundled models
+                   (``--models``, default all) from their weights on the corpus, bf16, batch 32 of 48x48
+                   LR crops, each for its share of the step's time (iterations from a measured step and
+                   data time; cosine schedule), and writes each one's EMA weights to
+                   ``OUT/<model>.gpu.safetensors`` (evaluate here with ``scripts/eval_default.py --weights``).
+                   A lent machine has neither the corpus nor basicsr, lmdb and kornia: stage them here with
+                   ``--prepare-training PACKAGES`` (below).
 
 Each step runs in its own process under its own timeout; a failure or a timeout is recorded and the
 next step runs. After every step (and within the longer steps, after every measurement) the results
 are rewritten to ``DIR/gpu_check.json`` and ``DIR/gpu_check.txt`` (a summary), so whatever a
-timeout cuts off, the figures measured so far are on disk. The output folder holds at most five
-files: those two, ``gpu_check.log`` (every step's output), ``bench.json`` and ``pytest_cuda.xml``.
+timeout cuts off, the figures measured so far are on disk. The default steps' output folder holds at
+most five files: those two, ``gpu_check.log`` (every step's output), ``bench.json`` and ``pytest_cuda.xml``;
+``train_bundled`` adds one weights file per model.
 ``--steps a,b`` runs only those steps and keeps the other steps' records of the last run in the
 same folder (marked ``kept_from_run``).
 
@@ -48,6 +56,12 @@ machine that receives only the checkout. On such a machine (a remote run with a 
 
     bash scripts/gpu_check.sh --prepare                  # here, once
     bash scripts/gpu_check.sh --out "$OUT"               # there, with .gpu_check carried along
+
+For ``train_bundled`` on such a machine (one remote run, about 10 minutes with the start):
+
+    bash scripts/gpu_check.sh --prepare-training /path/to/packages     # here, once (writes .gpu_check/)
+    bash scripts/gpu_check.sh --steps install,train_bundled --budget 560 --out "$OUT"   # there, carrying
+                                                                       # .gpu_check/corpus and .gpu_check/wheels
 
 Exit status: 0 when no step failed or timed out, 1 otherwise.
 """
@@ -103,8 +117,11 @@ STEPS = [
     Step("pytest_cuda", 240, 60),
     Step("train_smoke", 120, 60),
     Step("train_2gpu", 150, 30, "needs two CUDA GPUs"),
+    Step("train_bundled", 560, 150),
 ]
 STEP_NAMES = [step.name for step in STEPS]
+OPT_IN_STEPS = ("train_bundled",)  # run only when --steps names them
+DEFAULT_STEPS = [name for name in STEP_NAMES if name not in OPT_IN_STEPS]
 
 
 def _now() -> str:
@@ -281,7 +298,8 @@ def run_worker_step(step: Step, args, log, env, timeout: float, workdir: Path) -
     """A step in a fresh Python process (``--worker``); it writes its results to a file as it goes."""
     result_file = workdir / f"{step.name}.json"
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", step.name, "--result", str(result_file),
-               "--out", str(args.out)] + (["--dry-run"] if args.dry_run else [])
+               "--out", str(args.out), "--models", args.models, "--timeout", str(round(timeout))]
+    command += ["--dry-run"] if args.dry_run else []
     rc, text = run_process(command, timeout, log, env)
     data = json.loads(result_file.read_text()) if result_file.exists() else {}
     done = data.pop("_done", False)
@@ -392,6 +410,52 @@ def prepare(args) -> int:
     return 0
 
 
+TRAINING_WHEELS = ("lmdb", "addict", "kornia", "kornia_rs")  # besides basicsr; absent from the lent machines' image
+TRAVEL_LIMIT_MIB = 64  # what a remote run may carry: the working tree and the carried paths
+
+
+def prepare_training(packages: Path) -> int:
+    """``.gpu_check/corpus`` (the training photos, scripts/prepare_default_data.py --pack) and
+    ``.gpu_check/wheels`` (basicsr and the modules the lent machines lack, for Python 3.12)."""
+    staging = REPO / ".gpu_check"
+    corpus, wheels = staging / "corpus", staging / "wheels"
+    with tempfile.TemporaryDirectory() as scratch:
+        rc = subprocess.call([sys.executable, str(REPO / "scripts" / "prepare_default_data.py"), "--packages",
+                              str(packages), "--out", scratch, "--pack", str(corpus)])
+    if rc != 0:
+        return rc
+    shutil.rmtree(wheels, ignore_errors=True)
+    pip = [sys.executable, "-m", "pip"]
+    platforms = [arg for tag in ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+                 for arg in ("--platform", tag)]
+    rc = subprocess.call([*pip, "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version", "3.12",
+                          "--implementation", "cp", *platforms, "-d", str(wheels), *_installed(TRAINING_WHEELS)])
+    rc = rc or subprocess.call([*pip, "wheel", "-q", "--no-deps", "-w", str(wheels), *_installed(("basicsr",))])
+    if rc != 0:
+        return rc
+    tracked = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                             capture_output=True, check=True).stdout  # what a remote run sends
+    files = [REPO / name for name in tracked.decode().split("\0") if name]
+    tree = sum(path.stat().st_size for path in files if path.is_file())
+    staged = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file() and "reference" not in p.parts)
+    total = (tree + staged) / 2**20
+    print(f"staged the corpus ({corpus}) and {len(list(wheels.glob('*.whl')))} wheels ({wheels}): with the "
+          f"tracked files {total:.1f} MiB of the {TRAVEL_LIMIT_MIB} MiB a remote run carries; carry "
+          "[\".gpu_check/corpus\", \".gpu_check/wheels\"] (not .gpu_check/reference) and run "
+          "bash scripts/gpu_check.sh --steps install,train_bundled --budget 560 --out \"$OUT\"")
+    if total > TRAVEL_LIMIT_MIB:
+        print(f"gpu_check --prepare-training: {total:.1f} MiB is over the limit", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _installed(names: tuple[str, ...]) -> list[str]:
+    """``name==version`` of the installed distributions, so the wheels match what the tests ran with."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in names]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(REPO / "gpu_check_results"),
@@ -402,21 +466,30 @@ def main(argv: list[str] | None = None) -> int:
                                                        "(default .gpu_check/wheels where it exists)")
     parser.add_argument("--budget", type=float, default=None,
                         help="seconds for the whole run (default 480; 110 with --dry-run)")
-    parser.add_argument("--steps", default="", help=f"comma-separated subset of: {', '.join(STEP_NAMES)}")
+    parser.add_argument("--steps", default="", help=f"comma-separated subset of: {', '.join(STEP_NAMES)} "
+                                                     f"(default: all but {', '.join(OPT_IN_STEPS)})")
+    parser.add_argument("--models", default=",".join(TRAIN_BUNDLED),
+                        help="train_bundled: the bundled models to train, in this order (default: all)")
+    parser.add_argument("--prepare-training", type=Path, default=None, metavar="PACKAGES",
+                        help="stage what train_bundled needs for a machine without network (the corpus of the "
+                             "Debian packages extracted in PACKAGES, and wheels) in .gpu_check/, then exit")
     parser.add_argument("--reference", default=None, help="folder of the golden fixtures")
     parser.add_argument("--prepare", action="store_true",
                         help="copy ../shared/reference to .gpu_check/reference and exit")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--result", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--timeout", type=float, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.out = Path(args.out).resolve()
     if args.worker:
         return worker_main(args)
     if args.prepare:
         return prepare(args)
+    if args.prepare_training is not None:
+        return prepare_training(args.prepare_training)
     if args.wheels is None and (REPO / ".gpu_check" / "wheels").is_dir():
         args.wheels = str(REPO / ".gpu_check" / "wheels")
-    selected = [s.strip() for s in args.steps.split(",") if s.strip()] or STEP_NAMES
+    selected = [s.strip() for s in args.steps.split(",") if s.strip()] or DEFAULT_STEPS
     unknown = set(selected) - set(STEP_NAMES)
     if unknown:
         parser.error(f"unknown steps {sorted(unknown)}; choose from {STEP_NAMES}")
@@ -563,6 +636,12 @@ def _step_lines(name: str, step: dict) -> list[str]:
     out: list[str] = []
     if name == "install" and step.get("missing_after") is not None:
         out.append(f"missing after the install: {', '.join(step['missing_after']) or 'nothing'}")
+    if name == "train_bundled":
+        for model, entry in (step.get("models") or {}).items():
+            out.append(f"{model}: {entry.get('iterations_done', 0)} of {entry['iterations_planned']} iterations "
+                       f"(batch {entry['batch']}, GT {entry['gt_size']}px) in {_fmt(entry.get('train_s'), '.0f')} s, "
+                       f"{_fmt(entry.get('s_per_iteration'))} s/it (data {_fmt(entry.get('data_s_per_iteration'))}), "
+                       f"l_pix {_fmt(entry.get('l_pix'))}: {entry.get('weights') or entry.get('error', 'no weights')}")
     if name == "environment" and step.get("missing_modules"):
         out.append(f"missing modules: {', '.join(step['missing_modules'])}")
     if name == "bench":
@@ -1080,8 +1159,177 @@ def worker_train_2gpu(args, emitter: Emitter) -> dict:
     return _train(args, emitter, 2)
 
 
+# bundled model -> the option file of its last stage; train_bundled continues it from the bundled weights
+TRAIN_BUNDLED = {"restoregen-x4": "train_restoregen_x4_large_stage2.yml",
+                 "restoregen-real-x4": "train_restoregen_real_x4_large.yml",
+                 "restoregen-x3": "train_restoregen_x3_stage3.yml",
+                 "restoregen-x2": "train_restoregen_x2_stage3.yml"}
+GPU_BATCH, GPU_LQ_PATCH = 32, 48  # per iteration on the GPU: 32 crops of 48x48 LR pixels
+TRAIN_OVERHEAD_S = 25  # per model: process start, data workers, the export
+ITERATION_RE = re.compile(r"iter (\d+), lr [^\]]*\] \[eta [^,]*, time \(data\) ([\d.]+) \(([\d.]+)\)\] l_pix: (\S+)")
+
+
+def bundled_training_options(model: str, corpus: Path, cpu: bool, iterations: int) -> dict:
+    """The last stage's options, continued from the bundled weights with GPU-sized batches."""
+    import yaml
+
+    from restoregen.inference.bundled import BUNDLED
+
+    opt = yaml.safe_load((REPO / "options" / "train" / "default" / TRAIN_BUNDLED[model]).read_text())
+    scale = int(opt["scale"])
+    gt_size = (16 if cpu else GPU_LQ_PATCH) * scale
+    train = opt["datasets"]["train"]
+    train.update(dataroot_gt=str(corpus / "train.lmdb"), gt_size=gt_size, batch_size_per_gpu=2 if cpu else GPU_BATCH,
+                 num_worker_per_gpu=0 if cpu else max(1, (os.cpu_count() or 2) - 2), pin_memory=not cpu)
+    if "gt_size" in opt:  # the Real-* recipes crop the degraded pairs to it
+        opt["gt_size"] = gt_size
+    opt["datasets"] = {"train": train}
+    opt.pop("val", None)
+    opt.update(name=f"gpu_{model}", num_gpu=0 if cpu else "auto")
+    opt["path"] = {"pretrain_network_g": str(REPO / "weights" / BUNDLED[model].file), "strict_load_g": True}
+    schedule = opt["train"]
+    schedule["scheduler"] = {"type": "CosineAnnealingRestartLR", "periods": [iterations], "restart_weights": [1],
+                             "eta_min": 1e-6}
+    schedule["total_iter"] = iterations
+    schedule.update({} if cpu else {"mixed_precision": "bf16"})
+    opt["logger"] = {"print_freq": max(iterations // 20, 1), "save_checkpoint_freq": max(iterations // 5, 1),
+                     "keep_checkpoints": 1, "use_tb_logger": False}
+    return opt
+
+
+def _seconds_per_iteration(opt: dict, device: str, corpus: Path) -> dict:
+    """The network's training step on random crops and the data loader's share, measured."""
+    import torch
+
+    from restoregen.data import build_dataset
+    from restoregen.train.networks import build_network
+
+    train = opt["datasets"]["train"]
+    scale, batch = int(opt["scale"]), train["batch_size_per_gpu"]
+    net = build_network(opt).to(device).train()
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-5)
+    lq = torch.rand(batch, 3, train["gt_size"] // scale, train["gt_size"] // scale, device=device)
+    gt = torch.rand(batch, 3, train["gt_size"], train["gt_size"], device=device)
+    precision = torch.bfloat16 if device == "cuda" else torch.float32
+
+    def step() -> None:
+        with torch.autocast(device, dtype=precision, enabled=device == "cuda"):
+            loss = (net(lq) - gt).abs().mean()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(2 if device == "cpu" else 5):
+        step()
+    _sync(device)
+    repeats = 2 if device == "cpu" else 10
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    _sync(device)
+    step_s = (time.perf_counter() - start) / repeats
+    dataset = build_dataset({**train, "phase": "train", "scale": scale})
+    first = dataset[0]  # opens the store
+    items = 4 if device == "cpu" else 24
+    start = time.perf_counter()
+    for index in range(1, items + 1):
+        dataset[index % len(dataset)]
+    item_s = (time.perf_counter() - start) / items
+    data_s = item_s * batch / max(train["num_worker_per_gpu"], 1)
+    degrade_s = 0.0
+    if "kernel1" in first:  # the Real-* recipes degrade each batch in the training process
+        from restoregen.data.realesrgan import SecondOrderDegradation
+
+        degrade = SecondOrderDegradation(opt).to(device)
+        inputs = [torch.stack([first[key]] * batch).to(device) for key in ("gt", "kernel1", "kernel2", "sinc_kernel")]
+        degrade(*inputs)
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(3):
+            degrade(*inputs)
+        _sync(device)
+        degrade_s = (time.perf_counter() - start) / 3
+    return {"step_s": step_s, "degrade_s": degrade_s, "data_s_per_batch": data_s,
+            "iteration_s": max(step_s + degrade_s, data_s)}
+
+
+def worker_train_bundled(args, emitter: Emitter) -> dict:
+    """Continue the bundled models' training on the corpus (--prepare-training's pack), within the step's time;
+    each model's EMA weights go to ``OUT/<model>.gpu.safetensors``. Dry run: two CPU iterations per model."""
+    import yaml
+
+    deadline = time.monotonic() + (args.timeout or 560) - 10
+    cpu = args.dry_run
+    device = _device(args)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in models if m not in TRAIN_BUNDLED]
+    if unknown:
+        return {"status": "failed", "error": f"--models: unknown {unknown}; choose from {list(TRAIN_BUNDLED)}"}
+    work = Path(tempfile.mkdtemp(prefix="gpu_check_bundled_"))
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    record: dict = {"device": device, "models": {}}
+    try:
+        pack = REPO / ".gpu_check" / "corpus"
+        prepare = [sys.executable, str(REPO / "scripts" / "prepare_default_data.py"), "--out", str(work / "corpus")]
+        if not (pack / "photos.json").is_file():
+            if not cpu:
+                return {"status": "failed", "error": f"no corpus in {pack}: run --prepare-training PACKAGES first"}
+            prepare += ["--pack", str(work / "pack")]  # dry run: the skimage photos alone, through a pack
+        start = time.perf_counter()
+        built = subprocess.run(prepare + (["--from-pack", str(pack)] if pack.is_dir() and not cpu else []),
+                               capture_output=True, text=True, env=env, timeout=max(deadline - time.monotonic(), 1))
+        if built.returncode != 0:
+            return {"status": "failed", "error": f"the corpus: {_tail(built.stderr)}"}
+        record["corpus"] = {"seconds": time.perf_counter() - start, "summary": built.stdout.strip().splitlines()[-4:]}
+        emitter.emit(**record)
+        for position, model in enumerate(models):
+            share = (deadline - time.monotonic()) / (len(models) - position) - TRAIN_OVERHEAD_S
+            opt = bundled_training_options(model, work / "corpus", cpu, 2)
+            timing = _seconds_per_iteration(opt, device, work / "corpus")
+            iterations = 2 if cpu else max(int(share * 0.85 / timing["iteration_s"]), 10)
+            opt = bundled_training_options(model, work / "corpus", cpu, iterations)
+            entry = {"option_file": TRAIN_BUNDLED[model], "iterations_planned": iterations, **timing,
+                     "batch": opt["datasets"]["train"]["batch_size_per_gpu"],
+                     "gt_size": opt["datasets"]["train"]["gt_size"]}
+            record["models"][model] = entry
+            emitter.emit(**record)
+            option_file = work / f"gpu_{model}.yml"
+            option_file.write_text(yaml.safe_dump(opt, sort_keys=False))
+            start = time.perf_counter()
+            limit = max(min(share + TRAIN_OVERHEAD_S, deadline - time.monotonic()), 1)
+            rc, text = run_process([sys.executable, "-m", "restoregen", "train", "-opt", str(option_file)]
+                                   + (["--threads", "1"] if cpu else []), limit, sys.stdout, env, cwd=work)
+            text = text.replace("\r", "\n")
+            done = ITERATION_RE.findall(text)
+            entry.update(train_exit=rc, train_s=time.perf_counter() - start)
+            if done:
+                iteration, seconds, data, loss = done[-1]
+                entry.update(iterations_done=int(iteration), s_per_iteration=float(seconds),
+                             data_s_per_iteration=float(data), l_pix=float(loss))
+            checkpoints = sorted((work / "experiments" / opt["name"] / "models").glob("net_g_*.pth"),
+                                 key=lambda p: p.stat().st_mtime)
+            if not checkpoints:
+                entry["error"] = f"no checkpoint written (exit {rc}): {_tail(text, 800)}"
+                emitter.emit(**record)
+                continue
+            out = args.out / f"{model}.gpu.safetensors"
+            exported = subprocess.run([sys.executable, str(REPO / "scripts" / "export_weights.py"), "-opt",
+                                       str(option_file), "--checkpoint", str(checkpoints[-1]), "--out", str(out)],
+                                      capture_output=True, text=True, env=env, timeout=120)
+            entry.update(checkpoint=checkpoints[-1].name, weights=out.name if exported.returncode == 0 else None)
+            if exported.returncode != 0:
+                entry["error"] = f"export: {_tail(exported.stderr, 800)}"
+            emitter.emit(**record)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    failed = [m for m, e in record["models"].items() if not e.get("weights")]
+    return {**record, "status": "failed" if failed or not record["models"] else "ok",
+            **({"error": f"no weights for {', '.join(failed)}"} if failed else {})}
+
+
 WORKERS = {"environment": worker_environment, "photo_x4": worker_photo, "sdpa_kernels": worker_kernels,
-           "fixtures_bf16": worker_fixtures, "train_smoke": worker_train_smoke, "train_2gpu": worker_train_2gpu}
+           "fixtures_bf16": worker_fixtures, "train_smoke": worker_train_smoke, "train_2gpu": worker_train_2gpu,
+           "train_bundled": worker_train_bundled}
 
 if __name__ == "__main__":
     raise SystemExit(main())

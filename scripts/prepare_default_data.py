@@ -25,6 +25,11 @@ Reductions: mate's photos to half size and the other wallpapers by the smallest 
 brings their long side to 2000 pixels or less (area filter; this removes most JPEG softness, as
 DIV2K's 2K photos are used for SR training); tuxpaint stamps are cropped to the largest fully opaque
 rectangle. Grayscale photos become 3-channel.
+
+For a machine without the packages (a lent GPU machine; ``scripts/gpu_check.py``'s ``train_bundled``
+step), ``--pack DIR`` also writes the training photos, never the held-out or validation ones, to DIR
+as lossless WebP with a manifest (``photos.json``: id, file, sha256 of the pixels; about 40 MiB), and
+``--from-pack DIR`` builds the same corpus from them.
 """
 
 from __future__ import annotations
@@ -234,6 +239,54 @@ def photos(packages: Path | None) -> Iterator[Photo]:
             yield Photo(photo_id, image)
 
 
+PACK_MANIFEST = "photos.json"
+
+
+def _pixels_sha256(image: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
+
+
+def write_pack(photo_iter: Iterator[Photo], folder: Path) -> Iterator[Photo]:
+    """Passes ``photo_iter`` through, writing its training photos to ``folder``."""
+    import json
+
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.webp"):
+        old.unlink()
+    entries = []
+    for photo in photo_iter:
+        if split_of(photo.id) == "train":
+            file = f"{len(entries):03d}.webp"
+            if not cv2.imwrite(str(folder / file), photo.image, [cv2.IMWRITE_WEBP_QUALITY, 101]):  # 101: lossless
+                raise RuntimeError(f"{folder / file}: WebP encoding failed")
+            entries.append({"id": photo.id, "file": file, "sha256": _pixels_sha256(photo.image)})
+        yield photo
+    (folder / PACK_MANIFEST).write_text(json.dumps(entries, indent=1) + "\n")
+
+
+def pack_photos(folder: Path) -> Iterator[Photo]:
+    """The photos of a ``--pack`` folder, each checked: an allowed source, not held out, pixels as packed."""
+    import json
+
+    import cv2
+
+    manifest = folder / PACK_MANIFEST
+    if not manifest.is_file():
+        raise ValueError(f"{folder}: no {PACK_MANIFEST} (write the pack with --pack {folder})")
+    for entry in json.loads(manifest.read_text()):
+        photo_id, file = entry["id"], folder / entry["file"]
+        if photo_id.split(":", 1)[0] not in ALLOWED_SOURCES:
+            raise ValueError(f"{manifest}: {photo_id!r} is not from an allowed source")
+        if split_of(photo_id) != "train":
+            raise ValueError(f"{manifest}: {photo_id!r} is a held-out or validation photo and must not be packed")
+        image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+        if image is None or _pixels_sha256(image) != entry["sha256"]:
+            raise ValueError(f"{file}: missing, unreadable or not the packed pixels of {photo_id}")
+        yield Photo(photo_id, image)
+
+
 def held_out_draw(ids: list[str], count: int) -> list[str]:
     """The ``count`` ids with the smallest sha256: a fixed draw that no look at the images steers."""
     return sorted(ids, key=lambda i: hashlib.sha256(i.encode()).hexdigest())[:count]
@@ -305,17 +358,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--packages", type=Path,
                         help="folder holding the extracted packages, one sub-folder per package name")
     parser.add_argument("--out", type=Path, default=Path("datasets/default_sr"))
+    parser.add_argument("--pack", type=Path, metavar="DIR",
+                        help="also write the training photos to DIR (lossless WebP, manifest)")
+    parser.add_argument("--from-pack", type=Path, metavar="DIR",
+                        help="build the corpus from the photos of a --pack folder instead of the sources")
     parser.add_argument("--patch", type=int, default=256, help="side of the training sub-images (default 256)")
     parser.add_argument("--step", type=int, default=192, help="distance between sub-images (default 192)")
     args = parser.parse_args(argv)
     if args.packages is not None and not args.packages.is_dir():
         parser.error(f"--packages {args.packages}: no such folder")
-    missing = [name for name in PACKAGES if args.packages is None or not (args.packages / name).is_dir()]
-    stats = write_corpus(photos(args.packages), args.out, args.patch, args.step)
+    if args.from_pack is not None:
+        if args.packages is not None:
+            parser.error("--from-pack and --packages: give one source")
+        if not (args.from_pack / PACK_MANIFEST).is_file():
+            parser.error(f"--from-pack {args.from_pack}: no {PACK_MANIFEST} there")
+        missing, source = [], pack_photos(args.from_pack)
+    else:
+        missing = [name for name in PACKAGES if args.packages is None or not (args.packages / name).is_dir()]
+        source = photos(args.packages)
+    if args.pack is not None:
+        source = write_pack(source, args.pack)
+    try:
+        stats = write_corpus(source, args.out, args.patch, args.step)
+    except ValueError as error:
+        print(f"prepare_default_data: error: {error}", file=sys.stderr)
+        return 2
     for split, entry in stats.items():
         print(f"{split:>5}: {entry['photos']} photos, {entry['megapixels']:.1f} megapixels"
               + (f", {entry['patches']} patches of at most {args.patch}x{args.patch}" if split == "train" else ""))
-    print(f"written to {args.out}")
+    print(f"written to {args.out}" + (f"; pack in {args.pack}" if args.pack is not None else ""))
     if missing:
         print(f"packages not found under --packages: {', '.join(missing)}", file=sys.stderr)
     return 0

@@ -103,3 +103,29 @@ def test_corpus_holds_no_held_out_photo(prepare, tmp_path: Path, capsys) -> None
     assert "tuxpaint_animals-owl" in photos and "tuxpaint_animals-cartoon_cat" not in photos
     owl = cv2.imread(str(out / "train" / "tuxpaint_animals-owl.png"))
     assert owl.shape == (130, 130, 3)  # cropped to the opaque rectangle
+
+
+def test_pack_builds_the_same_training_corpus_and_holds_no_other_photo(prepare, tmp_path, monkeypatch, capsys) -> None:
+    import json
+
+    ids = ["skimage:camera", "skimage:coffee", "skimage:astronaut"]  # a training, the validation, a held-out photo
+    monkeypatch.setattr(prepare, "candidate_ids", lambda packages: ids)
+    pack = tmp_path / "pack"
+    assert prepare.main(["--out", str(tmp_path / "a"), "--pack", str(pack)]) == 0
+    manifest = json.loads((pack / "photos.json").read_text())
+    assert [entry["id"] for entry in manifest] == ["skimage:camera"]
+    assert prepare.main(["--out", str(tmp_path / "b"), "--from-pack", str(pack)]) == 0
+    for name in ("train.lmdb/meta_info.txt", "train/skimage_camera.png"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert not list((tmp_path / "b" / "test").iterdir()) and not list((tmp_path / "b" / "val").iterdir())
+
+    manifest[0]["id"] = "skimage:astronaut"
+    (pack / "photos.json").write_text(json.dumps(manifest))
+    capsys.readouterr()
+    assert prepare.main(["--out", str(tmp_path / "c"), "--from-pack", str(pack)]) == 2
+    assert "held-out or validation photo" in capsys.readouterr().err
+    manifest[0]["id"] = "skimage:camera"
+    (pack / "photos.json").write_text(json.dumps(manifest))
+    cv2.imwrite(str(pack / manifest[0]["file"]), np.zeros((8, 8, 3), np.uint8), [cv2.IMWRITE_WEBP_QUALITY, 101])
+    assert prepare.main(["--out", str(tmp_path / "c"), "--from-pack", str(pack)]) == 2
+    assert "not the packed pixels" in capsys.readouterr().err

@@ -41,7 +41,7 @@ def test_dry_run_writes_every_step_and_the_cpu_figures(tmp_path):
 
     data = json.loads((out / "gpu_check.json").read_text())
     assert data["dry_run"] and data["device"] == "cpu" and data["finished"]
-    assert data["step_order"] == gpu_check.STEP_NAMES
+    assert data["step_order"] == gpu_check.DEFAULT_STEPS and "train_bundled" not in data["steps"]  # opt-in
     steps = data["steps"]
     statuses = {name: step["status"] for name, step in steps.items()}
     fixtures = "ok" if gpu_check.find_reference(None) else "skipped"
@@ -120,3 +120,43 @@ def test_bench_json_and_junit_are_read_into_the_figures(tmp_path):
     assert "6.25x vs math fp32" in text and "memory 0.25x of math" in text and "goal >= 5x" in text and ": met)" in text
     assert "triton bf16: skipped: no triton" in text
     assert "1 passed, 1 failed, 0 errors, 1 skipped" in text and "tests.a::test_bad" in text
+
+
+@pytest.mark.slow
+def test_train_bundled_dry_run_continues_a_bundled_model_and_writes_its_weights(tmp_path):
+    """The opt-in step end to end on the CPU (the skimage photos through a pack, two iterations)."""
+    from restoregen.train.export import load_exported
+
+    out = tmp_path / "results"
+    top_level = sorted(p.name for p in REPO.iterdir())
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1", PYTHON=sys.executable)
+    result = subprocess.run(["bash", str(SCRIPT), "--dry-run", "--no-install", "--steps", "train_bundled",
+                             "--models", "restoregen-x2", "--out", str(out)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert sorted(p.name for p in REPO.iterdir()) == top_level
+    step = json.loads((out / "gpu_check.json").read_text())["steps"]["train_bundled"]
+    entry = step["models"]["restoregen-x2"]
+    assert step["status"] == "ok" and entry["train_exit"] == 0 and entry["iterations_done"] == 2
+    assert entry["step_s"] > 0 and entry["data_s_per_batch"] > 0 and entry["iteration_s"] >= entry["step_s"]
+    assert "restoregen-x2: 2 of 2 iterations" in (out / "gpu_check.txt").read_text()
+    trained, meta = load_exported(out / "restoregen-x2.gpu.safetensors")
+    bundled, _ = load_exported(REPO / "weights" / "restoregen_x2.safetensors")
+    assert meta["scale"] == "2" and trained.state_dict().keys() == bundled.state_dict().keys()
+
+
+def test_train_bundled_names_the_last_stage_of_every_bundled_model():
+    from restoregen.inference.bundled import BUNDLED
+    from restoregen.train.export import load_exported
+    from restoregen.train.networks import build_network
+
+    assert set(gpu_check.TRAIN_BUNDLED) == set(BUNDLED)
+    for model, option_file in gpu_check.TRAIN_BUNDLED.items():
+        opt = gpu_check.bundled_training_options(model, Path("corpus"), cpu=False, iterations=100)
+        bundled, _ = load_exported(REPO / "weights" / BUNDLED[model].file)
+        network = build_network(opt)
+        network.load_state_dict(bundled.state_dict())  # strict: the option file's network is the bundled one
+        train = opt["datasets"]["train"]
+        assert train["gt_size"] == gpu_check.GPU_LQ_PATCH * opt["scale"] and train["batch_size_per_gpu"] == 32
+        assert opt["train"]["total_iter"] == 100 and opt["train"]["mixed_precision"] == "bf16"
+        assert opt["path"]["pretrain_network_g"].endswith(BUNDLED[model].file) and "val" not in opt, option_file

@@ -480,9 +480,14 @@ def _compiled_flex() -> Callable:
 def run_flex(q: Tensor, k: Tensor, v: Tensor, scale: float, score_mod: Callable | None = None,
              block_mask=None) -> Tensor:
     """Compiled FlexAttention (one kernel per shape and ``score_mod``/``mask_mod`` code), or unfused
-    FlexAttention with a warning where compiling fails (no C++ compiler, unsupported shape)."""
-    from torch.nn.attention.flex_attention import flex_attention
+    FlexAttention with a warning where compiling fails (no C++ compiler, unsupported shape).
 
+    CPU tensors always take the unfused path: torch 2.14's compiled CPU FlexAttention returned wrong
+    values and NaNs, differing run to run on the same inputs, on an AMD EPYC without AVX-512
+    (``tests/attention/test_backends.py``); the unfused one is exact (and never picked by ``auto``).
+    """
+    if q.device.type == "cpu":
+        return _eager_flex(q, k, v, scale, score_mod, block_mask)
     try:
         # one compiled kernel per shape (window attention sees a handful); dynamo's default limit is 8
         with torch._dynamo.config.patch(cache_size_limit=_FLEX_SHAPES_LIMIT):
@@ -490,9 +495,15 @@ def run_flex(q: Tensor, k: Tensor, v: Tensor, scale: float, score_mod: Callable 
     except Exception as error:
         warnings.warn(f"compiled FlexAttention failed ({type(error).__name__}: {error}); running it eagerly",
                       RuntimeWarning, stacklevel=3)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*flex_attention called without torch.compile.*")
-            return flex_attention(q, k, v, score_mod=score_mod, block_mask=block_mask, scale=scale)
+        return _eager_flex(q, k, v, scale, score_mod, block_mask)
+
+
+def _eager_flex(q: Tensor, k: Tensor, v: Tensor, scale: float, score_mod: Callable | None, block_mask) -> Tensor:
+    from torch.nn.attention.flex_attention import flex_attention
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*flex_attention called without torch.compile.*")
+        return flex_attention(q, k, v, score_mod=score_mod, block_mask=block_mask, scale=scale)
 
 
 def _flex_forward(q4: Tensor, k4: Tensor, v4: Tensor, b4: Tensor | None, scale: float) -> Tensor:

@@ -127,3 +127,13 @@ def test_auto_is_a_usable_backend():
     from restoregen.attention import auto_backend
 
     assert auto_backend(torch.randn(1, 1, 4, 30)) in USABLE
+
+
+@pytest.mark.skipif("flex" not in USABLE, reason="no FlexAttention in this torch")
+def test_flex_on_the_cpu_is_exact_call_after_call():
+    """Compiled CPU FlexAttention (torch 2.14, AMD EPYC) went wrong from the second call of a shape on."""
+    torch.manual_seed(0)
+    for _ in range(4):
+        q, k, v = _inputs((2, 3, 16), (2, 3, 24), 16, requires_grad=False)
+        torch.testing.assert_close(attend(q, k, v, scale=0.3, backend="flex"),
+                                   attend(q, k, v, scale=0.3, backend="math"), rtol=1e-5, atol=1e-5)
